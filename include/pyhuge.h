@@ -1,0 +1,69 @@
+/*
+ * pyhuge: pymalloc arenas on 2 MiB huge pages, for an unmodified CPython.
+ *
+ * The library does its work as an LD_PRELOAD shim; this header is the small
+ * API it exports for reading what it did. Every function here is safe to call
+ * from any thread, before or after the shim has seen an arena, and from
+ * Python through ctypes:
+ *
+ *     lib = ctypes.CDLL(None)          # the preloaded copy
+ *     lib.pyhuge_version.restype = ctypes.c_char_p
+ *
+ * All counters are per process. A forked child starts with its parent's
+ * counters and then counts on its own.
+ */
+#ifndef PYHUGE_H
+#define PYHUGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PYHUGE_VERSION_MAJOR 0
+#define PYHUGE_VERSION_MINOR 1
+#define PYHUGE_VERSION_PATCH 0
+
+/* Layout version of struct pyhuge_stats; bumped only when fields are
+ * appended. Readers pass sizeof their copy, so old readers keep working. */
+#define PYHUGE_STATS_VERSION 1
+
+/* Why an arena request was served by ordinary pages. */
+enum pyhuge_fallback {
+    PYHUGE_FALLBACK_POOL = 0,  /* the kernel refused the huge page (pool empty, reservation limit) */
+    PYHUGE_FALLBACK_FAULT,     /* mapped, but the page could not be faulted in (cgroup fault limit) */
+    PYHUGE_FALLBACK_CAP,       /* PYHUGE_MAX_PAGES reached */
+    PYHUGE_FALLBACK_SPACE,     /* the shim's address range is full or could not be reserved */
+    PYHUGE_FALLBACK_BACKOFF,   /* a recent failure: not retried yet */
+    PYHUGE_FALLBACK_COUNT
+};
+
+struct pyhuge_stats {
+    uint64_t version;          /* PYHUGE_STATS_VERSION of the library that filled it */
+    uint64_t enabled;          /* 1 when the shim is active in this process */
+    uint64_t arena_size;       /* size of the last arena served or seen (bytes), 0 if none */
+    uint64_t arenas_huge;      /* arena requests served from huge pages, in total */
+    uint64_t arenas_fallback;  /* arena requests served by ordinary pages, in total */
+    uint64_t arenas_live;      /* arenas on huge pages now */
+    uint64_t pages_now;        /* 2 MiB huge pages held now (including cached ones) */
+    uint64_t pages_peak;       /* the most huge pages held at once */
+    uint64_t pages_cached;     /* empty huge pages kept for reuse */
+    uint64_t pages_demoted;    /* huge pages moved to ordinary pages because of a
+                                  partial munmap/mprotect/madvise/mremap */
+    uint64_t fallbacks[PYHUGE_FALLBACK_COUNT]; /* by enum pyhuge_fallback */
+};
+
+/* Copies the counters into *out, at most `size` bytes of it (pass
+ * sizeof *out). Returns 0, or -1 when out is NULL. */
+int pyhuge_get_stats(struct pyhuge_stats *out, size_t size);
+
+/* "MAJOR.MINOR.PATCH" of the loaded library. */
+const char *pyhuge_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PYHUGE_H */

@@ -1,0 +1,129 @@
+#include "cpython.h"
+
+#include <link.h>
+#include <stddef.h>
+
+#include "elfsym.h"
+#include "log.h"
+
+/* PyObjectArenaAllocator, as every CPython 3.4+ declares it. */
+struct arena_allocator {
+    void *ctx;
+    void *(*alloc)(void *ctx, size_t size);
+    void (*free)(void *ctx, void *ptr, size_t size);
+};
+
+struct site {
+    uintptr_t object; /* load address of the CPython object */
+    uintptr_t lo, hi; /* accepted return addresses; empty when none */
+};
+
+#define MAX_SITES 4
+
+static struct site sites[MAX_SITES];
+static unsigned nsites; /* entries [0, nsites) are complete (release/acquire) */
+static int sites_lock;
+
+static bool in_known_site(uintptr_t ret)
+{
+    unsigned n = __atomic_load_n(&nsites, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++)
+        if (ret - sites[i].lo < sites[i].hi - sites[i].lo)
+            return true;
+    return false;
+}
+
+static bool object_known(uintptr_t object)
+{
+    unsigned n = __atomic_load_n(&nsites, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++)
+        if (sites[i].object == object)
+            return true;
+    return false;
+}
+
+struct query {
+    uintptr_t addr;      /* in: an address inside the object wanted (0: any CPython) */
+    uintptr_t object;    /* out: its load address */
+    const char *name;
+    uintptr_t get_allocator; /* out: PyObject_GetArenaAllocator, or 0 */
+    uintptr_t text_lo, text_hi;
+    bool found;
+};
+
+static int find_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct query *q = data;
+    if (q->addr && !elfsym_contains(info, q->addr))
+        return 0;
+    uintptr_t get = elfsym_lookup(info, "PyObject_GetArenaAllocator");
+    if (!q->addr && !get)
+        return 0;
+    q->found = true;
+    q->object = info->dlpi_addr;
+    q->name = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "the executable";
+    q->get_allocator = get;
+    q->text_lo = UINTPTR_MAX;
+    q->text_hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+            if (lo < q->text_lo)
+                q->text_lo = lo;
+            if (lo + ph->p_memsz > q->text_hi)
+                q->text_hi = lo + ph->p_memsz;
+        }
+    }
+    return 1;
+}
+
+static void add_site(uintptr_t object, uintptr_t lo, uintptr_t hi)
+{
+    while (__atomic_exchange_n(&sites_lock, 1, __ATOMIC_ACQUIRE))
+        ;
+    unsigned n = __atomic_load_n(&nsites, __ATOMIC_RELAXED);
+    if (n < MAX_SITES && !object_known(object)) {
+        sites[n] = (struct site){.object = object, .lo = lo, .hi = hi};
+        __atomic_store_n(&nsites, n + 1, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&sites_lock, 0, __ATOMIC_RELEASE);
+}
+
+bool cpython_is_arena_caller(uintptr_t ret)
+{
+    if (in_known_site(ret))
+        return true;
+    struct query q = {.addr = ret};
+    dl_iterate_phdr(find_object, &q);
+    if (!q.found || !q.get_allocator || object_known(q.object))
+        return false;
+
+    /* Called outside dl_iterate_phdr's lock: CPython 3.12+ takes a lock of
+     * its own in here, and no arena allocation ever holds that lock. */
+    struct arena_allocator a = {0};
+    ((void (*)(struct arena_allocator *))q.get_allocator)(&a);
+    uintptr_t fn = (uintptr_t)a.alloc;
+    if (fn - q.text_lo < q.text_hi - q.text_lo) {
+        add_site(q.object, fn, fn + CPYTHON_CALLSITE_WINDOW);
+        log_info("CPython found in %s; arena allocator at %p, this call site at +%ld", q.name,
+                 (void *)fn, (long)(ret - fn));
+    } else {
+        /* An embedder installed its own arena allocator: CPython's own
+         * mmaps are not arenas then. Remember the object, accept nothing. */
+        add_site(q.object, 0, 0);
+        log_info("CPython found in %s, but its arena allocator was replaced; not serving arenas",
+                 q.name);
+    }
+    return in_known_site(ret);
+}
+
+bool cpython_present(void)
+{
+    if (__atomic_load_n(&nsites, __ATOMIC_ACQUIRE))
+        return true;
+    struct query q = {.addr = 0};
+    dl_iterate_phdr(find_object, &q);
+    return q.found;
+}

@@ -1,0 +1,29 @@
+/*
+ * Recognising CPython's arena allocator from a return address.
+ *
+ * Every CPython from 3.4 on allocates arenas in _PyObject_ArenaMmap, which is
+ * reached through the PyObjectArenaAllocator that the exported function
+ * PyObject_GetArenaAllocator hands out. The object that exports that function
+ * (a libpython*.so, or the executable when libpython is linked in) is
+ * CPython; the call sites we accept are the first CALLSITE_WINDOW bytes of
+ * its arena function, so that same-sized mmaps from elsewhere in the same
+ * object (the mmap module linked into the executable, say) pass through.
+ *
+ * Lookups never allocate and never call dlsym/dladdr. A hit costs a few
+ * compares; a miss walks the loaded objects (dl_iterate_phdr) once.
+ */
+#ifndef PYHUGE_CPYTHON_H
+#define PYHUGE_CPYTHON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CPYTHON_CALLSITE_WINDOW 256
+
+/* True when `ret` is a return address inside CPython's arena allocator. */
+bool cpython_is_arena_caller(uintptr_t ret);
+
+/* True when a loaded object exports PyObject_GetArenaAllocator. */
+bool cpython_present(void);
+
+#endif

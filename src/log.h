@@ -1,0 +1,32 @@
+/*
+ * Messages to stderr, formatted on the stack and written with one write(2):
+ * safe on any path, including inside an interposed mmap.
+ *
+ *   pyhuge [host:pid]: WARNING: PYHUGE_VERBOSE="x" is not a level 0..3; using 0
+ *
+ * Level 0 (warnings) always prints; higher levels print when PYHUGE_VERBOSE
+ * is at least that level. At most LOG_MAX_MESSAGES messages below level 3
+ * are printed, so a misbehaving environment cannot flood a service's log.
+ */
+#ifndef PYHUGE_LOG_H
+#define PYHUGE_LOG_H
+
+#include "fmt.h"
+
+enum log_level { LOG_WARN = 0, LOG_INFO = 1, LOG_DEBUG = 2, LOG_TRACE = 3 };
+
+#define LOG_MAX_MESSAGES 64
+
+void log_set_level(int level);
+int log_level(void);
+void log_msg(enum log_level level, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_trace(...) log_msg(LOG_TRACE, __VA_ARGS__)
+
+/* The "pyhuge [host:pid]: " prefix, for other one-line reports. */
+void log_prefix(struct fmt *f);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * Every PYHUGE_* variable, read once into one struct; all other code reads
+ * the struct. A bad value gets one warning naming the variable and the
+ * default used instead; it never stops the program.
+ */
+#ifndef PYHUGE_OPTIONS_H
+#define PYHUGE_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum stats_dest { STATS_NONE, STATS_STDERR, STATS_FILE };
+
+#define OPTIONS_PATH_MAX 256
+#define OPTIONS_CACHE_MAX 64
+#define OPTIONS_NO_CAP UINT64_MAX
+
+struct options {
+    bool enabled;                 /* PYHUGE: 1|on (default) or 0|off */
+    int verbose;                  /* PYHUGE_VERBOSE: 0..3, default 0 */
+    enum stats_dest stats;        /* PYHUGE_STATS: unset|0, 1|stderr, or /abs/path */
+    char stats_path[OPTIONS_PATH_MAX];
+    uint64_t max_pages;           /* PYHUGE_MAX_PAGES: huge pages per process, default no cap */
+    unsigned cache_pages;         /* PYHUGE_CACHE_PAGES: empty huge pages kept, 0..64 */
+};
+
+#define OPTIONS_DEFAULT_CACHE_PAGES 1
+
+/* Where the values come from: getenv in the library, a table in tests. */
+typedef const char *(*options_lookup_fn)(const char *name, void *ctx);
+
+/* Fills *o from lookup, warning (log_warn) about each bad value. When
+ * environ is non-NULL, also warns about PYHUGE_* names that are not ours. */
+void options_parse(struct options *o, options_lookup_fn lookup, void *ctx, char *const *environ);
+
+#endif
