@@ -26,7 +26,7 @@ static bool parse_u64(const char *v, uint64_t max, uint64_t *out)
         if (*v < '0' || *v > '9')
             return false;
         unsigned d = (unsigned)(*v - '0');
-        if (n > (max - d) / 10)
+        if (d > max || n > (max - d) / 10)
             return false;
         n = n * 10 + d;
     }
