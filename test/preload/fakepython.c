@@ -1,0 +1,41 @@
+/*
+ * A stand-in for libpython in preload tests: it exports
+ * PyObject_GetArenaAllocator and allocates arenas exactly as CPython's
+ * _PyObject_ArenaMmap does, through the allocator struct. other_mmap makes
+ * the same-shaped call from elsewhere in the object, as the mmap module
+ * would in a Python whose modules are linked into the executable.
+ */
+#include "fakepython.h"
+
+#include <sys/mman.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+static void *arena_mmap(void *ctx, size_t size)
+{
+    (void)ctx;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void arena_munmap(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    munmap(ptr, size);
+}
+
+static PyObjectArenaAllocator arena_allocator = {NULL, arena_mmap, arena_munmap};
+
+EXPORT void PyObject_GetArenaAllocator(PyObjectArenaAllocator *a) { *a = arena_allocator; }
+
+EXPORT void *fake_arena_alloc(size_t size) { return arena_allocator.alloc(NULL, size); }
+
+EXPORT void fake_arena_free(void *p, size_t size) { arena_allocator.free(NULL, p, size); }
+
+/* Keeps other_mmap well outside the shim's accepted call-site window. */
+__asm__(".text\n.skip 8192, 0xcc\n");
+
+EXPORT __attribute__((noinline)) void *fake_other_mmap(size_t size)
+{
+    return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}

@@ -1,0 +1,282 @@
+/*
+ * The shim in a real process against the real kernel: tests/preload/arenas
+ * runs under LD_PRELOAD with a fake libpython, and every claim is checked
+ * against /proc/self/smaps and /proc/meminfo.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MiB "1048576"
+#define KiB256 "262144"
+#define PRELOAD "LD_PRELOAD=" PYHUGE_LIB
+
+static struct run r;
+
+#define ARENAS(...)                                                                         \
+    do {                                                                                    \
+        char *argv_[] = {ARENAS_BIN, __VA_ARGS__, NULL};                                    \
+        run(&r, env, argv_);                                                                \
+        cr_assert_eq(r.status, 0, "arenas exited %d\nstdout:\n%s\nstderr:\n%s", r.status,    \
+                     r.out, r.err);                                                         \
+    } while (0)
+
+static void pool_16(void) { pool_require(16); }
+static void pool_3(void) { pool_require(3); }
+static void pool_1(void) { pool_require(1); }
+static void pool_0(void) { pool_require(0); }
+
+TestSuite(preload, .timeout = 60);
+
+Test(preload, arenas_land_on_huge_pages_two_per_page, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "pool", "stats");
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(field(r.out, "arena=", i, "huge"), 1, "arena %d on a 2 MiB page:\n%s", i, r.out);
+        cr_expect_eq(field(r.out, "arena=", i, "zero"), 1, "arena %d zero-filled", i);
+    }
+    unsigned long a = field_hex(r.out, "arena=", 0, "addr"), b = field_hex(r.out, "arena=", 1, "addr");
+    cr_expect_eq(a >> 21, b >> 21, "both arenas share one huge page: %lx %lx", a, b);
+    cr_expect_eq(field(r.out, "pool", 0, "free"), 15, "one huge page taken from the pool");
+    cr_expect_eq(field(r.out, "stats", 0, "pages"), 1);
+    cr_expect_eq(field(r.out, "stats", 0, "huge"), 2);
+}
+
+Test(preload, eight_256k_arenas_share_one_page, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", KiB256, "alloc", KiB256, "alloc", KiB256, "alloc", KiB256, "alloc", KiB256,
+           "alloc", KiB256, "alloc", KiB256, "alloc", KiB256, "alloc", KiB256, "pool");
+    unsigned long first = field_hex(r.out, "arena=", 0, "addr");
+    for (int i = 0; i < 8; i++) {
+        cr_expect_eq(field(r.out, "arena=", i, "huge"), 1);
+        cr_expect_eq(field_hex(r.out, "arena=", i, "addr") >> 21, first >> 21, "arena %d", i);
+    }
+    cr_expect_neq(field_hex(r.out, "arena=", 8, "addr") >> 21, first >> 21, "the ninth opens a page");
+    cr_expect_eq(field(r.out, "pool", 0, "free"), 14);
+}
+
+Test(preload, two_mib_arenas_take_a_page_each, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", "2097152", "alloc", "2097152", "pool");
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 1);
+    cr_expect_eq(field(r.out, "arena=", 1, "huge"), 1);
+    cr_expect_eq(field(r.out, "pool", 0, "free"), 14);
+}
+
+Test(preload, page_goes_back_to_pool_when_both_arenas_are_gone, .init = pool_16)
+{
+    char *env[] = {PRELOAD, "PYHUGE_CACHE_PAGES=0", NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "free", "0", "pool", "free", "1", "pool");
+    cr_expect_eq(field(r.out, "pool", 0, "free"), 15, "one arena left: the page stays");
+    cr_expect_eq(field(r.out, "pool", 1, "free"), 16, "no arena left: the page is back");
+}
+
+Test(preload, cached_page_is_kept_then_reused, .init = pool_16)
+{
+    char *env[] = {PRELOAD, "PYHUGE_CACHE_PAGES=1", NULL};
+    ARENAS("alloc", MiB, "free", "0", "pool", "alloc", MiB, "pool", "stats");
+    cr_expect_eq(field(r.out, "pool", 0, "free"), 15, "the empty page is cached");
+    cr_expect_eq(field(r.out, "arena=", 1, "huge"), 1);
+    cr_expect_eq(field(r.out, "arena=", 1, "zero"), 1, "reused memory is zero-filled");
+    cr_expect_eq(field(r.out, "pool", 1, "free"), 15, "reused, not a second page");
+}
+
+Test(preload, reused_slot_is_zero_filled, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "free", "0", "alloc", MiB, "check", "1");
+    cr_expect_eq(field_hex(r.out, "arena=", 2, "addr"), field_hex(r.out, "arena=", 0, "addr"),
+                 "the freed slot is reused");
+    cr_expect_eq(field(r.out, "arena=", 2, "zero"), 1, "mmap promises zeroed memory");
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1, "the neighbour is untouched");
+}
+
+Test(preload, empty_pool_falls_back_to_ordinary_pages, .init = pool_0)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "check", "0", "stats");
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 0);
+    cr_expect_eq(field(r.out, "arena=", 0, "zero"), 1);
+    cr_expect_eq(field(r.out, "arena=", 0, "errno_kept"), 1, "the failed hugetlb try leaves errno alone");
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1);
+    cr_expect_eq(field(r.out, "stats", 0, "fallback"), 2);
+    cr_expect_geq(field(r.out, "stats", 0, "pool"), 1, "the reason is counted");
+}
+
+Test(preload, pool_that_runs_out_midway, .init = pool_3)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB,
+           "alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "check", "0", "check", "9",
+           "stats", "pool");
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(field(r.out, "arena=", i, "huge"), 1, "arena %d while pages last", i);
+    for (int i = 6; i < 10; i++) {
+        cr_expect_eq(field(r.out, "arena=", i, "huge"), 0, "arena %d after the pool ran dry", i);
+        cr_expect_eq(field(r.out, "arena=", i, "errno_kept"), 1);
+    }
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1);
+    cr_expect_eq(field(r.out, "check=", 1, "ok"), 1);
+    cr_expect_eq(field(r.out, "stats", 0, "huge"), 6);
+    cr_expect_eq(field(r.out, "stats", 0, "fallback"), 4);
+    cr_expect_eq(field(r.out, "pool", 0, "free"), 0);
+}
+
+Test(preload, huge_pages_come_back_into_use_after_a_refusal, .init = pool_1)
+{
+    char *env[] = {PRELOAD, "PYHUGE_CACHE_PAGES=0", NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "free", "0", "free", "1", "alloc", MiB);
+    cr_expect_eq(field(r.out, "arena=", 2, "huge"), 0, "the pool had one page");
+    cr_expect_eq(field(r.out, "arena=", 3, "huge"), 1, "a page given back is used again at once");
+}
+
+Test(preload, same_object_other_call_site_passes_through, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "other", MiB, "pool");
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 1);
+    cr_expect_eq(field(r.out, "other", 0, "huge"), 0, "not CPython's arena allocator");
+    cr_expect_eq(field(r.out, "pool", 0, "free"), 15);
+}
+
+Test(preload, non_cpython_caller_passes_through, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("direct", MiB, "direct", KiB256, "pool", "stats");
+    cr_expect_eq(field(r.out, "direct", 0, "huge"), 0);
+    cr_expect_eq(field(r.out, "direct", 1, "huge"), 0);
+    cr_expect_eq(field(r.out, "pool", 0, "free"), 16);
+    cr_expect_eq(field(r.out, "stats", 0, "huge"), 0);
+    cr_expect_eq(field(r.out, "stats", 0, "fallback"), 0, "not counted as a fallback either");
+}
+
+Test(preload, max_pages_caps_one_process, .init = pool_16)
+{
+    char *env[] = {PRELOAD, "PYHUGE_MAX_PAGES=1", NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "stats");
+    cr_expect_eq(field(r.out, "stats", 0, "huge"), 2);
+    cr_expect_eq(field(r.out, "stats", 0, "cap"), 2);
+    cr_expect_eq(field(r.out, "stats", 0, "peak"), 1);
+}
+
+Test(preload, pyhuge_off_passes_everything_through, .init = pool_16)
+{
+    char *env[] = {PRELOAD, "PYHUGE=off", NULL};
+    ARENAS("alloc", MiB, "pool", "stats");
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 0);
+    cr_expect_eq(field(r.out, "pool", 0, "free"), 16);
+    cr_expect_eq(field(r.out, "stats", 0, "enabled"), 0);
+}
+
+Test(preload, partial_munmap_spares_the_neighbour, .init = pool_16)
+{
+    char *env[] = {PRELOAD, "PYHUGE_CACHE_PAGES=0", NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "munmap", "0", "0", "524288", "check", "1", "stats", "pool",
+           "free", "0", "free", "1", "pool");
+    cr_expect_eq(field(r.out, "munmap", 0, "rc"), 0, "plain pages allow half an arena to go");
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1, "the other arena keeps its data");
+    cr_expect_eq(field(r.out, "stats", 0, "demoted"), 1);
+    cr_expect_eq(field(r.out, "pool", 0, "free"), 16, "the demoted page went back to the pool");
+    cr_expect_eq(field(r.out, "pool", 1, "free"), 16);
+}
+
+Test(preload, mprotect_on_an_arena_works_like_plain_pages, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "mprotect", "0", "0", MiB, "check", "0", "check", "1");
+    cr_expect_eq(field(r.out, "mprotect", 0, "rc"), 0);
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1, "read-only arena still readable");
+    cr_expect_eq(field(r.out, "check=", 1, "ok"), 1);
+}
+
+Test(preload, mprotect_past_the_arena_is_enomem, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "mprotect", "0", MiB, "4096", "mprotect", "0", "4096", MiB);
+    cr_expect_eq(field(r.out, "mprotect", 0, "errno"), ENOMEM, "a free slot is unmapped memory");
+    cr_expect_eq(field(r.out, "mprotect", 1, "errno"), ENOMEM, "running off the arena's end");
+}
+
+Test(preload, madvise_dontneed_zeroes_only_that_arena, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "madvise", "0", "0", MiB, "check", "0", "check", "1");
+    cr_expect_eq(field(r.out, "madvise", 0, "rc"), 0);
+    cr_expect_eq(field(r.out, "check=", 0, "zero"), 1, "MADV_DONTNEED on private memory zeroes it");
+    cr_expect_eq(field(r.out, "check=", 1, "ok"), 1, "and never the neighbour");
+}
+
+Test(preload, unaligned_munmap_is_einval, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "munmap", "0", "1", "4096", "munmap", "0", "0", "0", "check", "0");
+    cr_expect_eq(field(r.out, "munmap", 0, "errno"), EINVAL);
+    cr_expect_eq(field(r.out, "munmap", 1, "errno"), EINVAL, "zero length");
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1);
+}
+
+Test(preload, mremap_moves_an_arena_with_its_contents, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "mremap", "0", "3145728", "check", "0", "check", "1",
+           "mremap", "1", "524288", "check", "1");
+    cr_expect_eq(field(r.out, "mremap", 0, "rc"), 0);
+    cr_expect_eq(field(r.out, "mremap", 0, "content_kept"), 1);
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1);
+    cr_expect_eq(field(r.out, "check=", 1, "ok"), 1);
+    cr_expect_eq(field(r.out, "mremap", 1, "content_kept"), 1, "shrinking in place");
+    cr_expect_eq(field(r.out, "check=", 2, "ok"), 1);
+}
+
+Test(preload, pool_counters_return_to_where_they_were, .init = pool_16)
+{
+    long free0 = meminfo("HugePages_Free"), rsvd0 = meminfo("HugePages_Rsvd");
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", KiB256, "munmap", "0", "0", "4096",
+           "pool");
+    cr_expect_lt(field(r.out, "pool", 0, "free"), free0, "the process held pages");
+    cr_expect_eq(meminfo("HugePages_Free"), free0);
+    cr_expect_eq(meminfo("HugePages_Rsvd"), rsvd0);
+}
+
+Test(preload, stats_line_at_exit_on_stderr_and_in_a_file, .init = pool_16)
+{
+    char path[] = "/tmp/pyhuge-stats-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    char statsvar[64];
+    snprintf(statsvar, sizeof statsvar, "PYHUGE_STATS=%s", path);
+    char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+    ARENAS("alloc", MiB, "alloc", MiB);
+    cr_expect(strstr(r.err, "stats: arenas huge=2 fallback=0") != NULL, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "huge pages now=1 peak=1") != NULL, "stderr: %s", r.err);
+
+    char *env2[] = {PRELOAD, statsvar, NULL};
+    char *argv[] = {ARENAS_BIN, "alloc", MiB, NULL};
+    run(&r, env2, argv);
+    run(&r, env2, argv);
+    char buf[2048] = {0};
+    cr_assert(read(fd, buf, sizeof buf - 1) > 0);
+    close(fd);
+    unlink(path);
+    cr_expect_eq(count_lines(buf, "pyhuge ["), 2, "one line appended per process: %s", buf);
+}
+
+Test(preload, bad_values_warn_and_never_fail, .init = pool_16)
+{
+    char *env[] = {PRELOAD, "PYHUGE_VERBOSE=loud", "PYHUGE_MAX_PAGES=lots", "PYHUGE_STATS=rel/path",
+                   "PYHUGE_CACHE=3", NULL};
+    ARENAS("alloc", MiB);
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 1, "defaults are used");
+    cr_expect(strstr(r.err, "PYHUGE_VERBOSE=\"loud\"") != NULL, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "PYHUGE_MAX_PAGES=\"lots\"") != NULL, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "PYHUGE_STATS=\"rel/path\"") != NULL, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "PYHUGE_CACHE is not a pyhuge variable") != NULL, "stderr: %s", r.err);
+}
