@@ -1,0 +1,142 @@
+/*
+ * Real CPythons under the shim: every pyenv 3.6-3.13 on the machine and
+ * Debian's /usr/bin/python3.11 (libpython inside the executable). Each runs
+ * workload.py with and without the shim; the answers must agree, and the
+ * kernel must show the arenas on huge pages, packed.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define PRELOAD "LD_PRELOAD=" PYHUGE_LIB
+
+struct python {
+    char which[16]; /* "3.12" for pyenv's, "system" for /usr/bin/python3.11 */
+};
+
+/* The interpreter for a version, or NULL when the machine lacks it. */
+static const char *find_python(const struct python *p, char *buf, size_t len)
+{
+    if (!strcmp(p->which, "system")) {
+        snprintf(buf, len, "/usr/bin/python3.11");
+        return access(buf, X_OK) == 0 ? buf : NULL;
+    }
+    const char *root = getenv("PYENV_ROOT");
+    char pattern[512];
+    snprintf(pattern, sizeof pattern, "%s/versions/%s.*/bin/python%s",
+             root && *root ? root : "/root/.pyenv", p->which, p->which);
+    glob_t g;
+    const char *found = NULL;
+    if (glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0) {
+        snprintf(buf, len, "%s", g.gl_pathv[g.gl_pathc - 1]);
+        found = buf;
+    }
+    globfree(&g);
+    return found;
+}
+
+ParameterizedTestParameters(python, arenas_on_huge_pages_with_same_results)
+{
+    static struct python versions[] = {{"3.6"},  {"3.7"},  {"3.8"},  {"3.9"}, {"3.10"},
+                                       {"3.11"}, {"3.12"}, {"3.13"}, {"system"}};
+    return cr_make_param_array(struct python, versions, sizeof versions / sizeof versions[0]);
+}
+
+static void pool_256(void) { pool_require(256); }
+
+ParameterizedTest(struct python *p, python, arenas_on_huge_pages_with_same_results,
+                  .init = pool_256, .timeout = 120)
+{
+    char exe[512];
+    if (!find_python(p, exe, sizeof exe))
+        cr_skip_test("no Python %s on this machine", p->which);
+    long free0 = meminfo("HugePages_Free"), rsvd0 = meminfo("HugePages_Rsvd");
+    char *argv[] = {exe, WORKLOAD_PY, NULL};
+
+    static struct run plain, shim;
+    char *plain_env[] = {NULL};
+    run(&plain, plain_env, argv);
+    cr_assert_eq(plain.status, 0, "%s without the shim: %s", exe, plain.err);
+    char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+    run(&shim, env, argv);
+    cr_assert_eq(shim.status, 0, "%s under the shim exited %d: %s", exe, shim.status, shim.err);
+
+    long sum = field(plain.out, "result", 0, "checksum");
+    cr_expect_gt(sum, 0);
+    cr_expect_eq(field(shim.out, "result", 0, "checksum"), sum, "same answer with the shim");
+    cr_expect_eq(field(plain.out, "result", 0, "hugetlb_kb"), 0);
+    long huge_kb = field(shim.out, "result", 0, "hugetlb_kb");
+    cr_expect_geq(huge_kb, 32 * 1024, "%s: arenas on huge pages (Private_Hugetlb %ld kB)\n%s", exe,
+                  huge_kb, shim.out);
+
+    cr_expect_eq(field(shim.out, "mmap_module", 0, "kernel_page_kb"), 4,
+                 "the mmap module's same-sized mapping passes through");
+    cr_expect_eq(field(shim.out, "ctypes_mmap", 0, "kernel_page_kb"), 4,
+                 "a ctypes mmap of arena size passes through");
+
+    long huge = field(shim.out, "stats", 0, "huge"), fallback = field(shim.out, "stats", 0, "fallback");
+    long peak = field(shim.out, "stats", 0, "pages_peak"), size = field(shim.out, "stats", 0, "arena_size");
+    cr_expect_eq(field(shim.out, "stats", 0, "loaded"), 1, "pyhuge_get_stats reachable via ctypes");
+    cr_expect_eq(fallback, 0, "a roomy pool serves every arena");
+    cr_expect_gt(huge, 0);
+    /* Packed: one 2 MiB page per 2 MiB of arenas, give or take a partly
+     * filled page or two, never one page per arena. */
+    cr_expect_leq(peak * (2 << 20), huge * size + 2 * (2 << 20),
+                  "%ld arenas of %ld bytes took %ld huge pages", huge, size, peak);
+    cr_expect(strstr(shim.err, "stats: arenas huge=") != NULL, "PYHUGE_STATS line: %s", shim.err);
+
+    cr_expect_eq(meminfo("HugePages_Free"), free0, "every huge page is back in the pool");
+    cr_expect_eq(meminfo("HugePages_Rsvd"), rsvd0);
+}
+
+Test(python, empty_pool_gives_same_results_on_ordinary_pages, .timeout = 120)
+{
+    struct python p = {"system"};
+    char exe[512];
+    if (!find_python(&p, exe, sizeof exe) && !find_python(&(struct python){"3.12"}, exe, sizeof exe))
+        cr_skip_test("no Python on this machine");
+    pool_require(0);
+    char *argv[] = {exe, WORKLOAD_PY, NULL};
+    static struct run plain, shim;
+    char *plain_env[] = {NULL};
+    run(&plain, plain_env, argv);
+    char *env[] = {PRELOAD, NULL};
+    run(&shim, env, argv);
+    cr_assert_eq(shim.status, 0, "%s", shim.err);
+    cr_expect_eq(field(shim.out, "result", 0, "checksum"), field(plain.out, "result", 0, "checksum"));
+    cr_expect_eq(field(shim.out, "result", 0, "hugetlb_kb"), 0);
+    cr_expect_gt(field(shim.out, "stats", 0, "fallback"), 0, "every arena fell back");
+    cr_expect_eq(field(shim.out, "stats", 0, "huge"), 0);
+}
+
+Test(python, pyhuge_off_leaves_python_alone, .timeout = 120)
+{
+    char exe[512];
+    if (!find_python(&(struct python){"3.12"}, exe, sizeof exe))
+        cr_skip_test("no Python 3.12 on this machine");
+    pool_require(64);
+    char *argv[] = {exe, "-c", "import sys; print('ok', sum(range(10**6)))", NULL};
+    char *env[] = {PRELOAD, "PYHUGE=0", "PYHUGE_VERBOSE=1", NULL};
+    static struct run r;
+    run(&r, env, argv);
+    cr_expect_eq(r.status, 0);
+    cr_expect_str_eq(r.out, "ok 499999500000\n");
+    cr_expect(strstr(r.err, "PYHUGE=off: nothing was done") != NULL, "stderr: %s", r.err);
+}
+
+Test(python, verbose_says_why_nothing_was_done_in_a_non_python, .timeout = 60)
+{
+    char *argv[] = {"/bin/true", NULL};
+    char *env[] = {PRELOAD, "PYHUGE_VERBOSE=1", "PYHUGE_STATS=1", NULL};
+    static struct run r;
+    run(&r, env, argv);
+    cr_expect_eq(r.status, 0);
+    cr_expect(strstr(r.err, "no CPython in this process") != NULL, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "stats:") == NULL, "no stats line for a non-Python: %s", r.err);
+}
