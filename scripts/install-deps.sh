@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a job needs, only those missing.
+#   scripts/install-deps.sh build    compiler, meson, ninja
+#   scripts/install-deps.sh test     the above and Criterion
+set -euo pipefail
+pkgs=(gcc meson ninja-build pkg-config python3)
+[ "${1:-build}" = test ] && pkgs+=(libcriterion-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+echo "installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
