@@ -14,7 +14,7 @@
 
 #include "harness.h"
 
-#define PRELOAD "LD_PRELOAD=" PYHUGE_LIB
+#define PRELOAD PYHUGE_PRELOAD
 
 struct python {
     char which[16]; /* "3.12" for pyenv's, "system" for /usr/bin/python3.11 */

@@ -13,7 +13,7 @@
 
 #define MiB "1048576"
 #define KiB256 "262144"
-#define PRELOAD "LD_PRELOAD=" PYHUGE_LIB
+#define PRELOAD PYHUGE_PRELOAD
 
 static struct run r;
 
