@@ -103,6 +103,17 @@ static void parse_cache_pages(struct options *o, const char *v)
     o->cache_pages = (unsigned)n;
 }
 
+static void parse_fork(struct options *o, const char *v)
+{
+    if (!v || !*v || strcasecmp(v, "copy") == 0)
+        return;
+    if (strcasecmp(v, "share") == 0) {
+        o->fork = FORK_SHARE;
+        return;
+    }
+    log_warn("PYHUGE_FORK=\"%s\" is not copy or share; using copy", v);
+}
+
 struct variable {
     const char *name;
     void (*parse)(struct options *, const char *);
@@ -115,6 +126,7 @@ static const struct variable variables[] = {
     {"PYHUGE_STATS", parse_stats},
     {"PYHUGE_MAX_PAGES", parse_max_pages},
     {"PYHUGE_CACHE_PAGES", parse_cache_pages},
+    {"PYHUGE_FORK", parse_fork},
 };
 
 #define NVARIABLES (sizeof variables / sizeof variables[0])
@@ -142,6 +154,7 @@ void options_parse(struct options *o, options_lookup_fn lookup, void *ctx, char 
         .stats = STATS_NONE,
         .max_pages = OPTIONS_NO_CAP,
         .cache_pages = OPTIONS_DEFAULT_CACHE_PAGES,
+        .fork = FORK_COPY,
     };
     for (size_t i = 0; i < NVARIABLES; i++) {
         variables[i].parse(o, lookup(variables[i].name, ctx));

@@ -10,6 +10,11 @@
 #include <stdint.h>
 
 enum stats_dest { STATS_NONE, STATS_STDERR, STATS_FILE };
+/* What a forked child does with the huge pages it shares with its parent. */
+enum fork_mode {
+    FORK_COPY,  /* moves them to memory of its own before fork() returns (safe) */
+    FORK_SHARE, /* keeps them copy-on-write: a drained pool can SIGBUS it */
+};
 
 #define OPTIONS_PATH_MAX 256
 #define OPTIONS_CACHE_MAX 64
@@ -22,6 +27,7 @@ struct options {
     char stats_path[OPTIONS_PATH_MAX];
     uint64_t max_pages;           /* PYHUGE_MAX_PAGES: huge pages per process, default no cap */
     unsigned cache_pages;         /* PYHUGE_CACHE_PAGES: empty huge pages kept, 0..64 */
+    enum fork_mode fork;          /* PYHUGE_FORK: copy (default) or share */
 };
 
 #define OPTIONS_DEFAULT_CACHE_PAGES 1

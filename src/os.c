@@ -67,6 +67,8 @@ int os_open(const char *path, int flags, int mode)
     return (int)SYS6(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode, 0, 0);
 }
 
+int os_pipe(int fds[2]) { return (int)SYS3(SYS_pipe2, fds, O_CLOEXEC, 0); }
+
 int os_close(int fd) { return (int)SYS3(SYS_close, fd, 0, 0); }
 
 ssize_t os_read(int fd, void *buf, size_t len) { return SYS3(SYS_read, fd, buf, len); }

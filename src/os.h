@@ -39,6 +39,9 @@ intptr_t os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, vo
  * kernel supports it (5.17+); failure is harmless and ignored. */
 void os_name_range(void *addr, size_t len, const char *name);
 
+/* pipe2(O_CLOEXEC): 0 or -errno. */
+int os_pipe(int fds[2]);
+
 int os_open(const char *path, int flags, int mode);
 int os_close(int fd);
 ssize_t os_read(int fd, void *buf, size_t len);

@@ -41,9 +41,11 @@ static struct {
     bool region_tried;
     bool populate_unsupported;
     uint64_t retry_at_ns, backoff_ns;
+    int fork_pipe[2];     /* parent waits on [0] until the child has moved its pages */
+    bool fork_moves;      /* this fork's child moves its huge pages */
     unsigned reasons_logged;
     struct pyhuge_stats st; /* under lock */
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .fork_pipe = {-1, -1}};
 
 /* Set while this thread holds S.lock: a signal handler that lands in a hook
  * on the same thread must not wait for the lock. Initial-exec TLS: reading
@@ -106,16 +108,15 @@ bool shim_ready(void)
     return s == STATE_ACTIVE;
 }
 
-static void before_fork(void) { lock(); }
-static void after_fork(void) { unlock(); }
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
 
 void shim_constructor(void)
 {
     os_init();
     shim_ready();
-    /* A fork while another thread holds the lock must not leave the child
-     * with a lock nobody will release. */
-    pthread_atfork(before_fork, after_fork, after_fork);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* ---- the reserved range ------------------------------------------------- */
@@ -328,8 +329,9 @@ static int demote(uint32_t idx)
     size_t slot = (size_t)1 << p->shift;
     unsigned n = 1u << (TABLE_PAGE_SHIFT - p->shift);
 
+    /* MAP_POPULATE: one fault-in pass instead of 512 faults during the copy. */
     intptr_t tmp = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (os_failed(tmp))
         return (int)tmp;
     for (unsigned i = 0; i < n; i++)
@@ -587,6 +589,120 @@ void *shim_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, voi
 fail:
     errno = e;
     return MAP_FAILED;
+}
+
+/* ---- fork ------------------------------------------------------------------ */
+
+/*
+ * After fork, parent and child share every private huge page copy-on-write,
+ * and only the parent holds reservations for them: the first write by
+ * either side needs a free huge page, and with the pool drained the child
+ * dies of SIGBUS (FACTS.md, reproduced in test/fork). So the child moves its
+ * inherited huge pages into memory of its own before fork() returns to it:
+ * fresh reserved huge pages while the pool has them, ordinary pages after.
+ * It only reads the shared pages, which needs no page. The forking parent
+ * thread waits (atfork parent handler) until the child is done, so that the
+ * parent cannot write, copy and, with no free page, take a page from under
+ * the child mid-copy. In CPython that thread holds the GIL, so no other
+ * Python thread runs meanwhile either.
+ */
+
+/* Moves a live HUGE page into a new hugetlb page of the child's own, with
+ * its reservation; false when the pool has none or the kernel refuses. */
+static bool rehome_huge(uint32_t idx)
+{
+    struct page *p = &S.table.pages[idx];
+    uintptr_t pa = table_page_addr(&S.table, idx);
+    size_t slot = (size_t)1 << p->shift;
+    unsigned n = 1u << (TABLE_PAGE_SHIFT - p->shift);
+    intptr_t tmp = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+    if (os_failed(tmp))
+        return false;
+    int e = S.populate_unsupported ? 0 : os_madvise((void *)tmp, TABLE_PAGE_SIZE, MADV_POPULATE_WRITE);
+    if (e == 0) {
+        for (unsigned i = 0; i < n; i++)
+            if (p->live & (1u << i))
+                memcpy((char *)tmp + i * slot, (char *)pa + i * slot, slot);
+        e = (int)os_mremap((void *)tmp, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
+                           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)pa);
+        e = os_failed(e) ? e : 0;
+    }
+    if (e) {
+        os_munmap((void *)tmp, TABLE_PAGE_SIZE);
+        return false;
+    }
+    p->dirty = p->live; /* the free slots of the new page are zero */
+    return true;
+}
+
+static void move_inherited_pages(void)
+{
+    int32_t cached;
+    while ((cached = table_evict_cached(&S.table)) >= 0)
+        reserve(table_page_addr(&S.table, (uint32_t)cached), TABLE_PAGE_SIZE);
+    bool pool_has_pages = true;
+    unsigned rehomed = 0, demoted = 0, lost = 0;
+    for (uint32_t i = 0; i < S.table.used; i++) {
+        if (S.table.pages[i].state != PAGE_HUGE)
+            continue;
+        if (pool_has_pages && rehome_huge(i)) {
+            rehomed++;
+            continue;
+        }
+        pool_has_pages = false;
+        if (demote(i) == 0)
+            demoted++;
+        else
+            lost++;
+    }
+    log_debug("fork: child moved %u huge pages to new huge pages, %u to ordinary pages", rehomed,
+              demoted);
+    if (lost)
+        log_warn("fork: %u huge pages could not be copied (out of memory); this child shares "
+                 "them with its parent and may get SIGBUS if the pool runs dry", lost);
+}
+
+static void fork_prepare(void)
+{
+    lock();
+    S.fork_moves = S.opt.fork == FORK_COPY && S.table.held > 0;
+    S.fork_pipe[0] = S.fork_pipe[1] = -1;
+    int e = S.fork_moves ? os_pipe(S.fork_pipe) : 0;
+    if (e) {
+        S.fork_pipe[0] = S.fork_pipe[1] = -1;
+        log_warn("fork: no pipe to wait on (errno %d); the child moves its huge pages unguarded", -e);
+    }
+}
+
+static void fork_parent(void)
+{
+    if (S.fork_pipe[0] >= 0) {
+        os_close(S.fork_pipe[1]);
+        /* Returns once the child wrote its byte, or died: its end closes. */
+        char c;
+        while (os_read(S.fork_pipe[0], &c, 1) == -EINTR)
+            ;
+        os_close(S.fork_pipe[0]);
+        S.fork_pipe[0] = S.fork_pipe[1] = -1;
+    }
+    unlock();
+}
+
+static void fork_child(void)
+{
+    if (S.fork_moves) {
+        if (S.fork_pipe[0] >= 0)
+            os_close(S.fork_pipe[0]);
+        move_inherited_pages();
+        sync_counters();
+        if (S.fork_pipe[1] >= 0) {
+            os_write_all(S.fork_pipe[1], "1", 1);
+            os_close(S.fork_pipe[1]);
+        }
+        S.fork_pipe[0] = S.fork_pipe[1] = -1;
+    }
+    unlock();
 }
 
 /* ---- reporting ------------------------------------------------------------ */

@@ -1,0 +1,64 @@
+/*
+ * fork() against a drained pool, with a real CPython: a naive shim's
+ * children die of SIGBUS; ours survive and compute the right answers.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define PRELOAD PYHUGE_PRELOAD
+#define PYTHON "/usr/bin/python3.11"
+
+static struct run r;
+
+static void drained_pool(void)
+{
+    if (access(PYTHON, X_OK) != 0)
+        cr_skip_test("no %s on this machine", PYTHON);
+    pool_require(40); /* the parent's heap needs more: it drains the pool */
+}
+
+static void run_drained(char *fork_mode, char *children, char *how)
+{
+    char *argv[] = {PYTHON, DRAINED_FORK_PY, children, how, NULL};
+    char *env[] = {PRELOAD, fork_mode, NULL};
+    long free0 = meminfo("HugePages_Free");
+    run(&r, env, argv);
+    cr_expect_eq(meminfo("HugePages_Free"), free0, "pool whole again after all exited");
+    cr_expect_eq(meminfo("HugePages_Rsvd"), 0);
+}
+
+TestSuite(fork, .init = drained_pool, .timeout = 120);
+
+Test(fork, children_of_a_drained_pool_survive_by_default)
+{
+    run_drained("PYHUGE_FORK=copy", "3", "os.fork");
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_expect_eq(field(r.out, "heap", 0, "pool_free"), 0, "the parent drained the pool:\n%s", r.out);
+    cr_expect_eq(count_lines(r.out, "child"), 3);
+    cr_expect_eq(count_lines(r.out, "child 0 exit=0") + count_lines(r.out, "child 1 exit=0") +
+                     count_lines(r.out, "child 2 exit=0"),
+                 3, "every child wrote every object and got the right answer:\n%s", r.out);
+    cr_expect_eq(count_lines(r.out, "parent ok"), 1);
+}
+
+Test(fork, children_of_a_naive_shim_die_of_sigbus)
+{
+    run_drained("PYHUGE_FORK=share", "3", "os.fork");
+    cr_expect_eq(field(r.out, "heap", 0, "pool_free"), 0);
+    int killed = 0;
+    for (const char *p = r.out; (p = strstr(p, "signal=7")); p++)
+        killed++;
+    cr_expect_geq(killed, 1, "the hazard is real on this kernel (so the default matters):\n%s", r.out);
+}
+
+Test(fork, multiprocessing_fork_pool_on_a_drained_pool)
+{
+    run_drained("PYHUGE_FORK=copy", "3", "multiprocessing");
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_expect_eq(count_lines(r.out, "child"), 3, "%s", r.out);
+    cr_expect(strstr(r.out, "exit=3") == NULL, "%s", r.out);
+    cr_expect_eq(count_lines(r.out, "parent ok"), 1);
+}
