@@ -14,6 +14,7 @@
  *   raw-munmap ADDR LEN, raw-mprotect ADDR LEN   bad input straight through
  *   stats             the shim's counters, through its public API
  *   pool              HugePages_Free and HugePages_Rsvd
+ *   naive N           what a naive shim does: maps N huge pages and writes them
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -183,6 +184,16 @@ int main(int argc, char **argv)
                    (unsigned long)st.fallbacks[PYHUGE_FALLBACK_POOL],
                    (unsigned long)st.fallbacks[PYHUGE_FALLBACK_FAULT],
                    (unsigned long)st.fallbacks[PYHUGE_FALLBACK_CAP]);
+        } else if (!strcmp(cmd, "naive")) {
+            size_t len = strtoul(argv[++k], NULL, 0) << 21;
+            void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+            if (p == MAP_FAILED) {
+                print_result("naive", -1);
+                continue;
+            }
+            memset(p, 1, len);
+            printf("naive rc=0 written=%zu\n", len);
         } else if (!strcmp(cmd, "pool")) {
             printf("pool free=%ld rsvd=%ld\n", meminfo("HugePages_Free"), meminfo("HugePages_Rsvd"));
         } else {
