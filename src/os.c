@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -112,6 +113,71 @@ ssize_t os_read_file(const char *path, char *buf, size_t len)
     os_close(fd);
     buf[have] = '\0';
     return (ssize_t)have;
+}
+
+static uintptr_t parse_hex(const char **p)
+{
+    uintptr_t v = 0;
+    for (;; (*p)++) {
+        char c = **p;
+        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                                            : 16;
+        if (d == 16)
+            return v;
+        v = v * 16 + d;
+    }
+}
+
+/* One line of /proc/self/maps: "lo-hi rwxp ...". */
+static bool vma_line(const char *l, uintptr_t addr, uintptr_t *lo, uintptr_t *hi, int *prot)
+{
+    uintptr_t a = parse_hex(&l);
+    if (*l++ != '-')
+        return false;
+    uintptr_t b = parse_hex(&l);
+    if (*l++ != ' ' || addr < a || addr >= b)
+        return false;
+    *lo = a;
+    *hi = b;
+    *prot = (l[0] == 'r' ? PROT_READ : 0) | (l[1] == 'w' ? PROT_WRITE : 0) |
+            (l[2] == 'x' ? PROT_EXEC : 0);
+    return true;
+}
+
+int os_vma_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi, int *prot)
+{
+    int fd = os_open("/proc/self/maps", O_RDONLY, 0);
+    if (fd < 0)
+        return fd;
+    char buf[4096];
+    size_t have = 0;
+    int result = -ENOENT;
+    for (;;) {
+        ssize_t n = os_read(fd, buf + have, sizeof buf - 1 - have);
+        if (n == -EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+            *nl = '\0';
+            if (vma_line(line, addr, lo, hi, prot)) {
+                result = 0;
+                goto out;
+            }
+            line = nl + 1;
+        }
+        have -= (size_t)(line - buf);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)
+            have = 0; /* a line longer than the buffer: a path we do not need */
+    }
+out:
+    os_close(fd);
+    return result;
 }
 
 int os_getpid(void) { return (int)SYS3(SYS_getpid, 0, 0, 0); }

@@ -51,6 +51,11 @@ int os_write_all(int fd, const void *buf, size_t len);
  * Returns the length or -errno. */
 ssize_t os_read_file(const char *path, char *buf, size_t len);
 
+/* The mapping holding addr, from /proc/self/maps (streamed through a stack
+ * buffer): its bounds and PROT_* bits. Returns 0, or -ENOENT when nothing
+ * is mapped there, or another -errno. */
+int os_vma_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi, int *prot);
+
 int os_getpid(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t os_now_ns(void);

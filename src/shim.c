@@ -415,7 +415,12 @@ static int unmap_in_page(uint32_t idx, uintptr_t lo, uintptr_t hi)
             default: break;
             }
         } else if (p->state == PAGE_DEMOTED) {
-            reserve(c_lo, c_hi - c_lo);
+            /* A real hole, as plain pages would have: mprotect or madvise
+             * across it must fail with ENOMEM as the kernel's do. Freeing the
+             * whole arena later fills it with reserved space again. */
+            int e = os_munmap((void *)c_lo, c_hi - c_lo);
+            if (e)
+                return e;
         }
     }
     retire_if_empty(idx);
@@ -559,6 +564,13 @@ void *shim_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, voi
         if (p->state != PAGE_FOREIGN)
             ok = (a >> p->shift) == ((a + olen - 1) >> p->shift);
     }
+    /* Pages that are no longer huge may have been mprotect'ed or partly
+     * unmapped: the kernel's own map says what the old range is. */
+    int prot = PROT_READ | PROT_WRITE;
+    if (ok && S.table.pages[table_index(&S.table, a)].state != PAGE_HUGE) {
+        uintptr_t v_lo, v_hi;
+        ok = os_vma_of(a, &v_lo, &v_hi, &prot) == 0 && a + olen <= v_hi;
+    }
     if (!ok) {
         unlock();
         e = EFAULT;
@@ -583,7 +595,10 @@ void *shim_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, voi
                            -1, 0);
     if (n == MAP_FAILED)
         return n;
-    memcpy(n, old_addr, olen < nlen ? olen : nlen);
+    if (prot & PROT_READ)
+        memcpy(n, old_addr, olen < nlen ? olen : nlen);
+    if (prot != (PROT_READ | PROT_WRITE))
+        os_mprotect(n, nlen, prot); /* the mapping keeps its protection, as mremap does */
     shim_munmap(old_addr, olen);
     return n;
 fail:

@@ -280,3 +280,30 @@ Test(preload, bad_values_warn_and_never_fail, .init = pool_16)
     cr_expect(strstr(r.err, "PYHUGE_STATS=\"rel/path\"") != NULL, "stderr: %s", r.err);
     cr_expect(strstr(r.err, "PYHUGE_CACHE is not a pyhuge variable") != NULL, "stderr: %s", r.err);
 }
+
+/* Same random operations on plain pages and under the shim (misuse.c):
+ * identical results, errno and memory contents, page by page. */
+Test(preload, random_misuse_matches_plain_pages, .init = pool_16, .timeout = 300)
+{
+    static struct run plain, shim;
+    char *sizes[] = {MiB, KiB256};
+    long huge = 0, demoted = 0;
+    for (int seed = 1; seed <= 40; seed++) {
+        for (int s = 0; s < 2; s++) {
+            char seed_s[16];
+            snprintf(seed_s, sizeof seed_s, "%d", seed);
+            char *argv[] = {MISUSE_BIN, seed_s, "50", sizes[s], NULL};
+            char *plain_env[] = {NULL};
+            char *shim_env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+            run(&plain, plain_env, argv);
+            run(&shim, shim_env, argv);
+            cr_assert_eq(plain.status, 0, "seed %d on plain pages: %s", seed, plain.err);
+            cr_assert_eq(shim.status, 0, "seed %d under the shim: %s", seed, shim.err);
+            cr_assert_str_eq(shim.out, plain.out, "seed %d, arena size %s differs", seed, sizes[s]);
+            huge += field(shim.err, "pyhuge [", 0, "huge");
+            demoted += field(shim.err, "pyhuge [", 0, "demoted");
+        }
+    }
+    cr_expect_gt(huge, 40, "the runs did put arenas on huge pages");
+    cr_expect_gt(demoted, 10, "and exercised demotion");
+}
