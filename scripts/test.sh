@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite against the real kernel and real Pythons, then the
-# unit and preload suites again under ASan+UBSan. Needs root for the huge
+# unit, preload and concurrency suites again under ASan+UBSan, and the
+# concurrency suite under ThreadSanitizer. Needs root for the huge
 # page pool (tests that need one skip, saying why, without it); restores the
 # pool. Ends with "N passed, N failed, N skipped", counted from the TAP
 # output of every test case; exits non-zero when any test failed.
@@ -34,7 +35,9 @@ run_suites() { # build dir, meson setup options..., -- meson test options...
 run_suites build-test --werror --buildtype=debugoptimized --
 if [ "${1:-}" != --quick ]; then
     run_suites build-sanitize --werror --buildtype=debug -Db_sanitize=address,undefined \
-        -Db_lundef=false -- --suite unit --suite preload
+        -Db_lundef=false -- --suite unit --suite preload --suite concurrency
+    run_suites build-tsan --werror --buildtype=debug -Db_sanitize=thread -Db_lundef=false \
+        -- --suite concurrency
 fi
 
 python3 scripts/count-tap.py "${logs[@]}" || status=1

@@ -79,10 +79,12 @@ static int find_object(struct dl_phdr_info *info, size_t size, void *data)
     return 1;
 }
 
+/* A try-lock: a signal handler landing here on the same thread must not
+ * spin forever; the site is then simply learnt on a later call. */
 static void add_site(uintptr_t object, uintptr_t lo, uintptr_t hi)
 {
-    while (__atomic_exchange_n(&sites_lock, 1, __ATOMIC_ACQUIRE))
-        ;
+    if (__atomic_exchange_n(&sites_lock, 1, __ATOMIC_ACQUIRE))
+        return;
     unsigned n = __atomic_load_n(&nsites, __ATOMIC_RELAXED);
     if (n < MAX_SITES && !object_known(object)) {
         sites[n] = (struct site){.object = object, .lo = lo, .hi = hi};

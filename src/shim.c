@@ -52,16 +52,20 @@ static struct {
  * it never allocates. */
 static __thread int in_shim __attribute__((tls_model("initial-exec")));
 
+/* in_shim covers the whole of lock and unlock, so that a signal landing
+ * between taking the mutex and marking it taken cannot wait for itself. */
 static void lock(void)
 {
-    pthread_mutex_lock(&S.lock);
     in_shim = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&S.lock);
 }
 
 static void unlock(void)
 {
-    in_shim = 0;
     pthread_mutex_unlock(&S.lock);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    in_shim = 0;
 }
 
 static const char *const reason_names[PYHUGE_FALLBACK_COUNT] = {
@@ -210,19 +214,18 @@ static void note_refusal(void)
 /* A page of ours went back to the pool: worth trying again at once. */
 static void note_page_returned(void) { S.retry_at_ns = 0; }
 
-/* Backs page idx with a hugetlb page, faulted in now. Returns -1, or the
- * fallback reason. Never MAP_NORESERVE: without it the kernel reserves the
- * page at mmap time and says ENOMEM cleanly instead of SIGBUS later. */
-static int back_page(uint32_t idx)
+/* A new hugetlb page where the kernel likes, reserved and faulted in.
+ * Returns its address, or 0 with *reason set. Never MAP_NORESERVE: without
+ * it the kernel reserves the page at mmap time and says ENOMEM cleanly
+ * instead of SIGBUS later. */
+static uintptr_t new_huge_page(int *reason)
 {
-    uintptr_t a = table_page_addr(&S.table, idx);
-    intptr_t r = os_mmap((void *)a, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB | MAP_FIXED, -1, 0);
+    intptr_t r = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
     if (os_failed(r)) {
         log_debug("hugetlb mmap refused (errno %d)", (int)-r);
-        if (reserve(a, TABLE_PAGE_SIZE) != 0)
-            table_mark_foreign(&S.table, idx); /* a hole we cannot fill: never reuse */
-        return PYHUGE_FALLBACK_POOL;
+        *reason = PYHUGE_FALLBACK_POOL;
+        return 0;
     }
     /* A hugetlb cgroup's fault-time limit lets the mmap succeed and kills
      * the first touch with SIGBUS; populating now turns that into an error
@@ -230,7 +233,7 @@ static int back_page(uint32_t idx)
     if (!S.populate_unsupported) {
         int e;
         do
-            e = os_madvise((void *)a, TABLE_PAGE_SIZE, MADV_POPULATE_WRITE);
+            e = os_madvise((void *)r, TABLE_PAGE_SIZE, MADV_POPULATE_WRITE);
         while (e == -EINTR);
         if (e == -EINVAL) {
             S.populate_unsupported = true;
@@ -238,10 +241,34 @@ static int back_page(uint32_t idx)
                      "fault limit cannot be detected at allocation time");
         } else if (e != 0) {
             log_debug("huge page could not be faulted in (errno %d)", -e);
-            if (reserve(a, TABLE_PAGE_SIZE) != 0)
-                table_mark_foreign(&S.table, idx);
-            return PYHUGE_FALLBACK_FAULT;
+            os_munmap((void *)r, TABLE_PAGE_SIZE);
+            *reason = PYHUGE_FALLBACK_FAULT;
+            return 0;
         }
+    }
+    return (uintptr_t)r;
+}
+
+/* Backs page idx with a new huge page. Returns -1, or the fallback reason.
+ * The page is made elsewhere and moved into place: a MAP_FIXED hugetlb mmap
+ * over our range that fails (as it does whenever the pool is empty) can
+ * leave a hole, and another thread's mmap could land in it before we fill
+ * it again. mremap replaces the reserved space in one step. */
+static int back_page(uint32_t idx)
+{
+    uintptr_t a = table_page_addr(&S.table, idx);
+    int reason;
+    uintptr_t tmp = new_huge_page(&reason);
+    if (!tmp)
+        return reason;
+    intptr_t r = os_mremap((void *)tmp, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
+                           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)a);
+    if (os_failed(r)) {
+        log_debug("cannot move a huge page into place (errno %d)", (int)-r);
+        os_munmap((void *)tmp, TABLE_PAGE_SIZE);
+        if (reserve(a, TABLE_PAGE_SIZE) != 0)
+            table_mark_foreign(&S.table, idx); /* a hole we cannot fill: never reuse */
+        return PYHUGE_FALLBACK_POOL;
     }
     return -1;
 }
@@ -630,20 +657,16 @@ static bool rehome_huge(uint32_t idx)
     uintptr_t pa = table_page_addr(&S.table, idx);
     size_t slot = (size_t)1 << p->shift;
     unsigned n = 1u << (TABLE_PAGE_SHIFT - p->shift);
-    intptr_t tmp = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
-    if (os_failed(tmp))
+    int reason;
+    uintptr_t tmp = new_huge_page(&reason);
+    if (!tmp)
         return false;
-    int e = S.populate_unsupported ? 0 : os_madvise((void *)tmp, TABLE_PAGE_SIZE, MADV_POPULATE_WRITE);
-    if (e == 0) {
-        for (unsigned i = 0; i < n; i++)
-            if (p->live & (1u << i))
-                memcpy((char *)tmp + i * slot, (char *)pa + i * slot, slot);
-        e = (int)os_mremap((void *)tmp, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
+    for (unsigned i = 0; i < n; i++)
+        if (p->live & (1u << i))
+            memcpy((char *)tmp + i * slot, (char *)pa + i * slot, slot);
+    intptr_t r = os_mremap((void *)tmp, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
                            MREMAP_MAYMOVE | MREMAP_FIXED, (void *)pa);
-        e = os_failed(e) ? e : 0;
-    }
-    if (e) {
+    if (os_failed(r)) {
         os_munmap((void *)tmp, TABLE_PAGE_SIZE);
         return false;
     }

@@ -60,6 +60,7 @@ static void cleanup(void)
     if (mounted)
         umount(mnt);
     rmdir(mnt);
+    pool_restore();
 }
 
 TestSuite(cgroup, .init = limited_group, .fini = cleanup, .timeout = 120);

@@ -30,7 +30,7 @@ static void run_drained(char *fork_mode, char *children, char *how)
     cr_expect_eq(meminfo("HugePages_Rsvd"), 0);
 }
 
-TestSuite(fork, .init = drained_pool, .timeout = 120);
+TestSuite(fork, .init = drained_pool, .fini = pool_restore, .timeout = 120);
 
 Test(fork, children_of_a_drained_pool_survive_by_default)
 {

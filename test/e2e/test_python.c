@@ -51,7 +51,7 @@ ParameterizedTestParameters(python, arenas_on_huge_pages_with_same_results)
 static void pool_256(void) { pool_require(256); }
 
 ParameterizedTest(struct python *p, python, arenas_on_huge_pages_with_same_results,
-                  .init = pool_256, .timeout = 120)
+                  .init = pool_256, .fini = pool_restore, .timeout = 120)
 {
     char exe[512];
     if (!find_python(p, exe, sizeof exe))
@@ -95,7 +95,7 @@ ParameterizedTest(struct python *p, python, arenas_on_huge_pages_with_same_resul
     cr_expect_eq(meminfo("HugePages_Rsvd"), rsvd0);
 }
 
-Test(python, empty_pool_gives_same_results_on_ordinary_pages, .timeout = 120)
+Test(python, empty_pool_gives_same_results_on_ordinary_pages, .fini = pool_restore, .timeout = 120)
 {
     struct python p = {"system"};
     char exe[512];
@@ -115,7 +115,7 @@ Test(python, empty_pool_gives_same_results_on_ordinary_pages, .timeout = 120)
     cr_expect_eq(field(shim.out, "stats", 0, "huge"), 0);
 }
 
-Test(python, pyhuge_off_leaves_python_alone, .timeout = 120)
+Test(python, pyhuge_off_leaves_python_alone, .fini = pool_restore, .timeout = 120)
 {
     char exe[512];
     if (!find_python(&(struct python){"3.12"}, exe, sizeof exe))

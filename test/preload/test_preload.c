@@ -30,7 +30,7 @@ static void pool_3(void) { pool_require(3); }
 static void pool_1(void) { pool_require(1); }
 static void pool_0(void) { pool_require(0); }
 
-TestSuite(preload, .timeout = 60);
+TestSuite(preload, .fini = pool_restore, .timeout = 60);
 
 Test(preload, arenas_land_on_huge_pages_two_per_page, .init = pool_16)
 {
