@@ -307,3 +307,21 @@ Test(preload, random_misuse_matches_plain_pages, .init = pool_16, .timeout = 300
     cr_expect_gt(huge, 40, "the runs did put arenas on huge pages");
     cr_expect_gt(demoted, 10, "and exercised demotion");
 }
+
+/* NULL, zero and overflowing lengths, unaligned addresses, bogus flags:
+ * under the shim every call gets the answer plain pages get (badinput.c). */
+Test(preload, bad_input_gets_the_kernels_own_answers, .init = pool_16)
+{
+    static struct run plain, shim;
+    char *argv[] = {BADINPUT_BIN, NULL};
+    char *plain_env[] = {NULL};
+    char *shim_env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+    run(&plain, plain_env, argv);
+    run(&shim, shim_env, argv);
+    cr_assert_eq(plain.status, 0, "%s", plain.err);
+    cr_assert_eq(shim.status, 0, "under the shim: status %d\n%s", shim.status, shim.err);
+    cr_expect_str_eq(shim.out, plain.out);
+    cr_expect_eq(field(shim.out, "arenas", 0, "intact"), 1);
+    cr_expect_eq(field(shim.err, "pyhuge [", 0, "huge"), 2, "the arenas were on huge pages: %s",
+                 shim.err);
+}
