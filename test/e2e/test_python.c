@@ -140,3 +140,35 @@ Test(python, verbose_says_why_nothing_was_done_in_a_non_python, .timeout = 60)
     cr_expect(strstr(r.err, "no CPython in this process") != NULL, "stderr: %s", r.err);
     cr_expect(strstr(r.err, "stats:") == NULL, "no stats line for a non-Python: %s", r.err);
 }
+
+/* The kernel's pool counters are back where they were after a Python under
+ * the shim is killed with SIGKILL or crashes, huge pages in hand. */
+Test(python, pool_whole_after_kill_9_and_crash, .fini = pool_restore, .timeout = 120)
+{
+    char exe[512];
+    if (!find_python(&(struct python){"system"}, exe, sizeof exe) &&
+        !find_python(&(struct python){"3.12"}, exe, sizeof exe))
+        cr_skip_test("no Python on this machine");
+    pool_require(128);
+    const char *endings[] = {"os.kill(os.getpid(), 9)", "ctypes.string_at(0)", "os.abort()"};
+    int want[] = {128 + 9, 128 + 11, 128 + 6};
+    for (int i = 0; i < 3; i++) {
+        long free0 = meminfo("HugePages_Free"), rsvd0 = meminfo("HugePages_Rsvd");
+        char code[512];
+        snprintf(code, sizeof code,
+                 "import os, ctypes\n"
+                 "x = [(i, str(i)) for i in range(500000)]\n"
+                 "free = [l for l in open('/proc/meminfo') if l.startswith('HugePages_Free')]\n"
+                 "print('held', int(free[0].split()[1]) < %ld, flush=True)\n"
+                 "%s\n",
+                 free0, endings[i]);
+        char *argv[] = {exe, "-c", code, NULL};
+        char *env[] = {PRELOAD, NULL};
+        static struct run r;
+        run(&r, env, argv);
+        cr_expect_eq(r.status, want[i], "%s ended with status %d", endings[i], r.status);
+        cr_expect_str_eq(r.out, "held True\n", "it held huge pages when it died");
+        cr_expect_eq(meminfo("HugePages_Free"), free0, "after %s", endings[i]);
+        cr_expect_eq(meminfo("HugePages_Rsvd"), rsvd0, "after %s", endings[i]);
+    }
+}
