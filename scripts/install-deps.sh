@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh test     the above and Criterion
 set -euo pipefail
 pkgs=(gcc meson ninja-build pkg-config python3)
-[ "${1:-build}" = test ] && pkgs+=(libcriterion-dev)
+# The test suite of Debian's own python3.11, for the regression-test slice.
+[ "${1:-build}" = test ] && pkgs+=(libcriterion-dev libpython3.11-testsuite)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -140,3 +140,17 @@ Test(options, misspelt_variable_is_named)
     cr_expect(strstr(buf, "PYHUGE_VERBSE is not a pyhuge variable") != NULL, "got: %s", buf);
     cr_expect(strstr(buf, "PYHUGE_STATS is not") == NULL, "got: %s", buf);
 }
+
+Test(options, fork_modes)
+{
+    cr_expect_eq(parse((struct env){{0}, {0}}).fork, FORK_COPY, "safe by default");
+    cr_expect_eq(parse((struct env){{"PYHUGE_FORK"}, {"share"}}).fork, FORK_SHARE);
+    cr_expect_eq(parse((struct env){{"PYHUGE_FORK"}, {"COPY"}}).fork, FORK_COPY);
+    cr_expect_stderr_eq_str("");
+}
+
+Test(options, unknown_fork_mode_stays_safe)
+{
+    cr_expect_eq(parse((struct env){{"PYHUGE_FORK"}, {"yolo"}}).fork, FORK_COPY);
+    cr_expect_stderr_neq_str("");
+}

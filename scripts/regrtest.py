@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""CPython's own regression tests under the shim, on every Python we can reach.
+
+    scripts/regrtest.py [--slice fast|full] [--python PATH]... [--tap] [--markdown FILE]
+
+For each Python (default: every pyenv 3.6-3.13 and /usr/bin/python3.11) it
+runs a slice of `python -m test` three ways: stock (no shim), under the shim
+with a roomy pool, and under the shim with a pool so small it runs dry
+during the run. Subprocesses the tests start inherit LD_PRELOAD: part of the
+test. A configuration passes when it fails no test that stock passes
+(failures are re-run once in verbose mode, -w, as CI would). The shim's
+PYHUGE_STATS lines from every process are summed, so the table shows how
+many arenas each run put on huge pages. Needs root for the pool; restores it.
+
+--slice fast is what `meson test --suite regrtest` runs (a few minutes);
+--slice full (the default) is 40+ test files per version.
+"""
+import argparse
+import glob
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+NR = "/proc/sys/vm/nr_hugepages"
+
+# Memory-heavy, fork, threads, subprocess, mmap, gc, weakref, pickle, ctypes
+# and the object types that live in arenas. Names that a version lacks are
+# skipped for that version.
+FULL = """test_gc test_weakref test_pickle test_pickletools test_copy test_mmap test_ctypes
+test_fork1 test_wait4 test_os test_posix test_signal test_threading test_threading_local
+test_thread test_queue test_subprocess test_multiprocessing_fork test_concurrent_futures
+test_list test_tuple test_dict test_set test_deque test_defaultdict test_ordered_dict
+test_bytes test_bigmem test_memoryview test_array test_struct test_str test_unicode
+test_string test_long test_float test_int test_math test_sort test_bisect test_heapq
+test_itertools test_functools test_collections test_descr test_class test_exceptions
+test_generators test_coroutines test_json test_re test_ast test_compile test_marshal
+test_enum test_dataclasses test_io test_file test_tempfile test_sys test_resource
+test_weakset test_finalization test_raise test_scope test_iter""".split()
+FAST = "test_gc test_weakref test_mmap test_fork1".split()
+
+CONFIGS = (("stock", None), ("roomy", 1536), ("drained", 12))
+
+
+def pythons():
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    found = []
+    for minor in range(6, 14):
+        hits = sorted(glob.glob("%s/versions/3.%d.*/bin/python3.%d" % (root, minor, minor)))
+        if hits:
+            found.append(hits[-1])
+    if os.access("/usr/bin/python3.11", os.X_OK):
+        found.append("/usr/bin/python3.11")
+    return found
+
+
+def describe(py):
+    out = subprocess.run([py, "-c", "import sys, sysconfig; print(sys.version.split()[0]);"
+                          "print(sysconfig.get_config_var('Py_ENABLE_SHARED'));"
+                          "print(sysconfig.get_path('stdlib'))"],
+                         stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout.split("\n")
+    version, stdlib = out[0], out[2]
+    ldd = subprocess.run(["ldd", py], stdout=subprocess.PIPE, universal_newlines=True).stdout
+    shared = "libpython" in ldd
+    major, minor = (int(x) for x in version.split(".")[:2])
+    arena = "1 MiB" if (major, minor) >= (3, 10) else "256 KiB"
+    return version, "shared libpython" if shared else "libpython in executable", arena, stdlib
+
+
+def available(stdlib, names):
+    tdir = os.path.join(stdlib, "test")
+    return [n for n in names if os.path.exists(os.path.join(tdir, n + ".py")) or
+            os.path.isdir(os.path.join(tdir, n))]
+
+
+def set_pool(n):
+    with open(NR, "w") as f:
+        f.write("%d\n" % n)
+
+
+def failed_tests(output):
+    """Tests that failed in the end (after the -w re-run), from regrtest's
+    summary: the last 'N tests failed[ again]:' / 'crashed:' block, unless
+    the run ended 'FAILURE then SUCCESS' (3.9+: every re-run passed)."""
+    if re.search(r"Tests result: \w+ then SUCCESS", output):
+        return set()
+    final = set()
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\d+) tests? (failed|failed again|crashed):$", line.strip())
+        if not m:
+            continue
+        names = []
+        for follow in lines[i + 1:]:
+            if not follow.startswith("    "):
+                break
+            names += follow.split()
+        final = set(names)
+    return final
+
+
+def sum_stats(path):
+    huge = fallback = procs = 0
+    try:
+        with open(path) as f:
+            for line in f:
+                m = re.search(r"arenas huge=(\d+) fallback=(\d+)", line)
+                if m:
+                    huge += int(m.group(1))
+                    fallback += int(m.group(2))
+                    procs += 1
+    except OSError:
+        pass
+    return huge, fallback, procs
+
+
+def run_config(py, tests, name, pages, lib, jobs, timeout):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    stats = None
+    if pages is not None:
+        set_pool(pages)
+        fd, stats = tempfile.mkstemp(prefix="pyhuge-regrtest-")
+        os.close(fd)
+        env["LD_PRELOAD"] = lib
+        env["PYHUGE_STATS"] = stats
+    cmd = [py, "-m", "test", "-j%d" % jobs, "-w", "--timeout", str(timeout)] + tests
+    t0 = time.time()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, errors="replace")
+    result = {
+        "config": name, "exit": proc.returncode, "seconds": time.time() - t0,
+        "failed": failed_tests(proc.stdout), "output": proc.stdout,
+        "huge": 0, "fallback": 0, "procs": 0,
+    }
+    if stats:
+        result["huge"], result["fallback"], result["procs"] = sum_stats(stats)
+        os.unlink(stats)
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--slice", choices=("fast", "full"), default="full")
+    ap.add_argument("--python", action="append", help="interpreter(s) to test (default: all found)")
+    ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libpyhuge.so"))
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--timeout", type=int, default=900, help="per test file, seconds")
+    ap.add_argument("--tap", action="store_true", help="TAP output, one case per Python and pool")
+    ap.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
+    ap.add_argument("--logs", metavar="DIR", help="keep every run's output in DIR")
+    a = ap.parse_args()
+    lib = os.path.abspath(a.lib)
+    if not os.path.exists(lib):
+        ap.error("no %s: build first" % lib)
+    if os.geteuid() != 0:
+        ap.error("needs root to size the huge page pool")
+    pys = a.python or pythons()
+    names = FAST if a.slice == "fast" else FULL
+
+    with open(NR) as f:
+        pool_before = int(f.read())
+    rows, cases = [], []
+    try:
+        for py in pys:
+            version, linkage, arena, stdlib = describe(py)
+            tests = available(stdlib, names)
+            if not tests:
+                # With no names, `python -m test` would run the whole suite.
+                cases.append((None, "%s (%s): no test suite installed (Debian: apt-get install "
+                              "libpython3.X-testsuite)" % (version, py)))
+                continue
+            runs = {}
+            for name, pages in CONFIGS:
+                print("# %s %s: %d test files, %s ..." % (version, name, len(tests), name),
+                      file=sys.stderr, flush=True)
+                r = run_config(py, tests, name, pages, lib, a.jobs, a.timeout)
+                runs[name] = r
+                if a.logs:
+                    os.makedirs(a.logs, exist_ok=True)
+                    with open(os.path.join(a.logs, "%s-%s.log" % (version, name)), "w") as f:
+                        f.write(r["output"])
+            stock_failed = runs["stock"]["failed"]
+            row = {"version": version, "python": py, "linkage": linkage, "arena": arena,
+                   "files": len(tests), "stock_failed": sorted(stock_failed)}
+            for name in ("roomy", "drained"):
+                r = runs[name]
+                new = sorted(r["failed"] - stock_failed)
+                ok = not new and r["huge"] > 0
+                row[name] = {"ok": ok, "new_failures": new, "huge": r["huge"],
+                             "fallback": r["fallback"], "procs": r["procs"],
+                             "seconds": round(r["seconds"])}
+                why = ("new failures: %s" % " ".join(new)) if new else (
+                    "no arena on huge pages" if r["huge"] == 0 else "")
+                cases.append((ok, "%s (%s) %s pool: %d files, %d arenas huge, %d fallback in %d "
+                              "processes%s" % (version, py, name, len(tests), r["huge"], r["fallback"],
+                                               r["procs"], ("; " + why) if why else "")))
+            rows.append(row)
+    finally:
+        set_pool(pool_before)
+
+    table = ["| Python | linkage | arena | test files | stock | shim, roomy pool | shim, pool runs dry |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        stock = "pass" if not row["stock_failed"] else "fails %s" % " ".join(row["stock_failed"])
+        cells = []
+        for name in ("roomy", "drained"):
+            c = row[name]
+            verdict = "same as stock" if c["ok"] else ("NEW FAILURES: %s" % " ".join(c["new_failures"])
+                                                      if c["new_failures"] else "no huge pages")
+            cells.append("%s; %d arenas huge, %d fallback" % (verdict, c["huge"], c["fallback"]))
+        table.append("| %s | %s | %s | %d | %s | %s | %s |" % (
+            row["version"], row["linkage"], row["arena"], row["files"], stock, cells[0], cells[1]))
+    if a.tap:
+        print("TAP version 13")
+        print("1..%d" % len(cases))
+        for i, (ok, text) in enumerate(cases, 1):
+            if ok is None:
+                print("ok %d - %s # SKIP" % (i, text))
+            else:
+                print("%s %d - %s" % ("ok" if ok else "not ok", i, text))
+        for line in table:
+            print("# " + line)
+    else:
+        print("\n".join(table))
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write("\n".join(table) + "\n")
+    return 0 if all(ok is not False for ok, _ in cases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+/*
+ * After fork, parent and child share every private huge page copy-on-write,
+ * and only the parent holds reservations for them: the first write by
+ * either side needs a free huge page, and with the pool drained the child
+ * dies of SIGBUS (FACTS.md, reproduced in test/fork). So the child moves its
+ * inherited huge pages into memory of its own before fork() returns to it:
+ * fresh reserved huge pages while the pool has them, ordinary pages after.
+ * It only reads the shared pages, which needs no page. The forking parent
+ * thread waits (atfork parent handler) until the child is done, so that the
+ * parent cannot write, copy and, with no free page, take a page from under
+ * the child mid-copy. In CPython that thread holds the GIL, so no other
+ * Python thread runs meanwhile either.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "os.h"
+#include "state.h"
+
+/* Moves a live HUGE page into a new hugetlb page of the child's own, with
+ * its reservation; false when the pool has none or the kernel refuses. */
+static bool rehome_huge(uint32_t idx)
+{
+    struct page *p = &shim.table.pages[idx];
+    uintptr_t pa = table_page_addr(&shim.table, idx);
+    size_t slot = (size_t)1 << p->shift;
+    unsigned n = 1u << (TABLE_PAGE_SHIFT - p->shift);
+    int reason;
+    uintptr_t tmp = new_huge_page(&reason);
+    if (!tmp)
+        return false;
+    for (unsigned i = 0; i < n; i++)
+        if (p->live & (1u << i))
+            memcpy((char *)tmp + i * slot, (char *)pa + i * slot, slot);
+    intptr_t r = os_mremap((void *)tmp, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
+                           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)pa);
+    if (os_failed(r)) {
+        os_munmap((void *)tmp, TABLE_PAGE_SIZE);
+        return false;
+    }
+    p->dirty = p->live; /* the free slots of the new page are zero */
+    return true;
+}
+
+static void move_inherited_pages(void)
+{
+    int32_t cached;
+    while ((cached = table_evict_cached(&shim.table)) >= 0)
+        reserve(table_page_addr(&shim.table, (uint32_t)cached), TABLE_PAGE_SIZE);
+    bool pool_has_pages = true;
+    unsigned rehomed = 0, demoted = 0, lost = 0;
+    for (uint32_t i = 0; i < shim.table.used; i++) {
+        if (shim.table.pages[i].state != PAGE_HUGE)
+            continue;
+        if (pool_has_pages && rehome_huge(i)) {
+            rehomed++;
+            continue;
+        }
+        pool_has_pages = false;
+        if (demote(i) == 0)
+            demoted++;
+        else
+            lost++;
+    }
+    log_debug("fork: child moved %u huge pages to new huge pages, %u to ordinary pages", rehomed,
+              demoted);
+    if (lost)
+        log_warn("fork: %u huge pages could not be copied (out of memory); this child shares "
+                 "them with its parent and may get SIGBUS if the pool runs dry", lost);
+}
+
+void fork_prepare(void)
+{
+    shim_lock();
+    shim.fork_moves = shim.opt.fork == FORK_COPY && shim.table.held > 0;
+    shim.fork_pipe[0] = shim.fork_pipe[1] = -1;
+    int e = shim.fork_moves ? os_pipe(shim.fork_pipe) : 0;
+    if (e) {
+        shim.fork_pipe[0] = shim.fork_pipe[1] = -1;
+        log_warn("fork: no pipe to wait on (errno %d); the child moves its huge pages unguarded", -e);
+    }
+}
+
+void fork_parent(void)
+{
+    if (shim.fork_pipe[0] >= 0) {
+        os_close(shim.fork_pipe[1]);
+        /* Returns once the child wrote its byte, or died: its end closes. */
+        char c;
+        while (os_read(shim.fork_pipe[0], &c, 1) == -EINTR)
+            ;
+        os_close(shim.fork_pipe[0]);
+        shim.fork_pipe[0] = shim.fork_pipe[1] = -1;
+    }
+    shim_unlock();
+}
+
+void fork_child(void)
+{
+    if (shim.fork_moves) {
+        if (shim.fork_pipe[0] >= 0)
+            os_close(shim.fork_pipe[0]);
+        move_inherited_pages();
+        sync_counters();
+        if (shim.fork_pipe[1] >= 0) {
+            os_write_all(shim.fork_pipe[1], "1", 1);
+            os_close(shim.fork_pipe[1]);
+        }
+        shim.fork_pipe[0] = shim.fork_pipe[1] = -1;
+    }
+    shim_unlock();
+}
+
