@@ -55,6 +55,19 @@ struct pyhuge_stats {
     uint64_t fallbacks[PYHUGE_FALLBACK_COUNT]; /* by enum pyhuge_fallback */
 };
 
+/* Where tools find a running process's counters without its help: the shim
+ * keeps a copy in a one-page shared mapping of a memfd named
+ * "pyhuge-stats", listed in /proc/PID/maps as "/memfd:pyhuge-stats
+ * (deleted)" and readable through /proc/PID/mem by whoever may trace the
+ * process (`pyhuge stats PID` does this). Updated after every change. */
+#define PYHUGE_STATS_PAGE_MAGIC "pyhuge-stats-v1"
+
+struct pyhuge_stats_page {
+    char magic[16];            /* PYHUGE_STATS_PAGE_MAGIC, NUL-padded */
+    uint64_t pid;              /* the process it belongs to */
+    struct pyhuge_stats stats;
+};
+
 /* Copies the counters into *out, at most `size` bytes of it (pass
  * sizeof *out). Returns 0, or -1 when out is NULL. */
 int pyhuge_get_stats(struct pyhuge_stats *out, size_t size);

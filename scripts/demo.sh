@@ -40,5 +40,5 @@ echo
 echo "== $python with LD_PRELOAD=$lib"
 LD_PRELOAD="$lib" PYHUGE_STATS=1 "$python" scripts/demo_workload.py
 echo
-echo "== the same, measured from outside (scripts/evidence.py, 3 interleaved runs each)"
-scripts/evidence.py --runs 3 --lib "$lib" -- "$python" scripts/demo_workload.py
+echo "== the same, measured from outside: tools/pyhuge.py ab (5 interleaved runs each)"
+tools/pyhuge.py ab -n 5 --lib "$lib" -- "$python" scripts/demo_workload.py

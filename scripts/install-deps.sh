@@ -5,7 +5,10 @@
 set -euo pipefail
 pkgs=(gcc meson ninja-build pkg-config python3)
 # The test suite of Debian's own python3.11, for the regression-test slice.
-[ "${1:-build}" = test ] && pkgs+=(libcriterion-dev libpython3.11-testsuite)
+# dpkg-dev and debhelper build the Debian package in its test; matplotlib
+# draws `pyhuge ab --png` charts.
+[ "${1:-build}" = test ] && pkgs+=(libcriterion-dev libpython3.11-testsuite dpkg-dev debhelper
+                                   python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -98,6 +98,8 @@ void fork_parent(void)
 
 void fork_child(void)
 {
+    if (shim.page)
+        publish_stats_page(); /* the parent's page is shared: the child needs its own */
     if (shim.fork_moves) {
         if (shim.fork_pipe[0] >= 0)
             os_close(shim.fork_pipe[0]);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <linux/memfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -66,6 +67,18 @@ void os_name_range(void *addr, size_t len, const char *name)
 int os_open(const char *path, int flags, int mode)
 {
     return (int)SYS6(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode, 0, 0);
+}
+
+intptr_t os_map_memfd(const char *name, size_t len)
+{
+    int fd = (int)SYS3(SYS_memfd_create, name, MFD_CLOEXEC, 0);
+    if (fd < 0)
+        return fd;
+    intptr_t r = SYS3(SYS_ftruncate, fd, len, 0);
+    if (r == 0)
+        r = os_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    os_close(fd);
+    return r;
 }
 
 int os_pipe(int fds[2]) { return (int)SYS3(SYS_pipe2, fds, O_CLOEXEC, 0); }

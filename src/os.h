@@ -39,6 +39,10 @@ intptr_t os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, vo
  * kernel supports it (5.17+); failure is harmless and ignored. */
 void os_name_range(void *addr, size_t len, const char *name);
 
+/* A shared, zeroed mapping of len bytes backed by a new memfd called name
+ * (its fd closed again): the address, or -errno. */
+intptr_t os_map_memfd(const char *name, size_t len);
+
 /* pipe2(O_CLOEXEC): 0 or -errno. */
 int os_pipe(int fds[2]);
 

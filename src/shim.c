@@ -125,6 +125,7 @@ static bool setup_region(void)
     os_name_range((void *)base, bytes, "pyhuge");
     os_name_range((void *)pages, (size_t)n * sizeof(struct page), "pyhuge-table");
     table_init(&shim.table, base, (uint32_t)n, (struct page *)pages, shim.opt.cache_pages);
+    publish_stats_page();
     __atomic_store_n(&shim.hi, base + bytes, __ATOMIC_RELAXED);
     __atomic_store_n(&shim.lo, base, __ATOMIC_RELEASE);
     log_debug("reserved %zu MiB of address space at %p for huge pages", bytes >> 20, (void *)base);
@@ -149,6 +150,24 @@ void sync_counters(void)
     shim.st.pages_now = shim.table.held;
     shim.st.pages_peak = shim.table.peak;
     shim.st.pages_cached = shim.table.cached;
+    if (shim.page)
+        shim.page->stats = shim.st;
+}
+
+void publish_stats_page(void)
+{
+    intptr_t r = os_map_memfd("pyhuge-stats", PAGE_4K);
+    if (os_failed(r)) {
+        log_debug("no stats page for tools (errno %d)", (int)-r);
+        return;
+    }
+    struct pyhuge_stats_page *old = shim.page;
+    shim.page = (struct pyhuge_stats_page *)r;
+    memcpy(shim.page->magic, PYHUGE_STATS_PAGE_MAGIC, sizeof PYHUGE_STATS_PAGE_MAGIC);
+    shim.page->pid = (uint64_t)os_getpid();
+    shim.page->stats = shim.st;
+    if (old)
+        os_munmap(old, PAGE_4K);
 }
 
 static void note_refusal(void)

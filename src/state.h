@@ -41,6 +41,7 @@ struct shim_state {
     bool fork_moves;      /* this fork's child moves its huge pages */
     unsigned reasons_logged; /* atomic */
     struct pyhuge_stats st;
+    struct pyhuge_stats_page *page; /* the copy tools read; NULL until the first arena */
 };
 
 extern struct shim_state shim;
@@ -71,8 +72,10 @@ static inline void shim_unlock(void)
 /* Maps PROT_NONE address space over [addr, addr+len): gives back whatever
  * backed it and keeps the range ours. 0 or -errno. */
 int reserve(uintptr_t addr, size_t len);
-/* Copies table counters into shim.st. */
+/* Copies table counters into shim.st, and shim.st into the stats page. */
 void sync_counters(void);
+/* Gives this process a stats page of its own (after fork, a new one). */
+void publish_stats_page(void);
 /* A page of ours went back to the pool: worth trying again at once. */
 void note_page_returned(void);
 /* A new hugetlb page where the kernel likes, reserved and faulted in; its
