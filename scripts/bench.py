@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""The benchmark suite: every workload under every configuration, interleaved.
+
+    scripts/bench.py [--python PATH]... [--runs N] [--only NAME,...] [--out DIR]
+
+Configurations (each only where its library is installed):
+  stock          the Python as it is
+  pyhuge         LD_PRELOAD=libpyhuge.so
+  mimalloc       PYTHONMALLOC=malloc + libmimalloc.so.2, MIMALLOC_LARGE_OS_PAGES=1
+  jemalloc       PYTHONMALLOC=malloc + libjemalloc.so.2, MALLOC_CONF=thp:always,metadata_thp:always
+  glibc-hugetlb1 PYTHONMALLOC=malloc, GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+  glibc-hugetlb2 PYTHONMALLOC=malloc, GLIBC_TUNABLES=glibc.malloc.hugetlb=2
+
+Runs go round-robin (every workload and configuration once, then again, N
+times) so that drift on a noisy machine hits them all alike. Figures per
+configuration: median wall, user and system time with their range, minor
+page faults, peak memory as RSS + hugetlb, huge pages taken from the pool,
+and the ratio to stock. Writes bench.md, bench.json and bench.png to --out.
+Needs a pool (root: the script reserves one and restores it).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import pyhuge  # noqa: E402  (measure, find_lib, meminfo)
+import bench_workloads as W  # noqa: E402
+
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+
+
+def configs(lib):
+    base = dict(os.environ)
+    for k in ("LD_PRELOAD", "PYTHONMALLOC", "GLIBC_TUNABLES", "MALLOC_CONF", "MIMALLOC_LARGE_OS_PAGES"):
+        base.pop(k, None)
+    out = {"stock": base, "pyhuge": dict(base, LD_PRELOAD=lib)}
+    mi, je = os.path.join(LIBDIR, "libmimalloc.so.2"), os.path.join(LIBDIR, "libjemalloc.so.2")
+    if os.path.exists(mi):
+        out["mimalloc"] = dict(base, PYTHONMALLOC="malloc", LD_PRELOAD=mi, MIMALLOC_LARGE_OS_PAGES="1")
+    if os.path.exists(je):
+        out["jemalloc"] = dict(base, PYTHONMALLOC="malloc", LD_PRELOAD=je,
+                               MALLOC_CONF="thp:always,metadata_thp:always")
+    out["glibc-hugetlb1"] = dict(base, PYTHONMALLOC="malloc", GLIBC_TUNABLES="glibc.malloc.hugetlb=1")
+    out["glibc-hugetlb2"] = dict(base, PYTHONMALLOC="malloc", GLIBC_TUNABLES="glibc.malloc.hugetlb=2")
+    return out
+
+
+def warm_pool():
+    """Touches every free pool page once. On a VM the host may back guest
+    memory only at first touch, which would bill the first configuration to
+    use a fresh page for the host's work."""
+    import mmap
+    free = pyhuge.meminfo().get("HugePages_Free", 0)
+    if free == 0:
+        return
+    MAP_HUGETLB = 0x40000
+    try:
+        m = mmap.mmap(-1, free * pyhuge.HUGE, flags=mmap.MAP_PRIVATE | MAP_HUGETLB | 0x20)
+    except OSError:
+        return
+    for off in range(0, free * pyhuge.HUGE, pyhuge.HUGE):
+        m[off] = 1
+    m.close()
+
+
+def command(py, workload):
+    if workload == "startup":
+        return [py, "-c", "pass"]
+    return [py, os.path.join(HERE, "bench_workloads.py"), workload]
+
+
+def run_suite(py, names, cfgs, runs):
+    raw = {w: {c: [] for c in cfgs} for w in names}
+    total = runs * len(names) * len(cfgs)
+    done = 0
+    for r in range(runs):
+        for w in names:
+            order = list(cfgs) if r % 2 == 0 else list(cfgs)[::-1]
+            for c in order:
+                done += 1
+                sys.stderr.write("\r%s: run %d/%d (%s, %s)%s" % (os.path.basename(py), done, total, w, c, " " * 20))
+                sys.stderr.flush()
+                m = pyhuge.measure(command(py, w), cfgs[c])
+                if m["exit"] != 0:
+                    m["failed"] = True
+                raw[w][c].append(m)
+    sys.stderr.write("\r" + " " * 80 + "\r")
+    return raw
+
+
+KEYS = ["wall_s", "user_s", "sys_s", "minor_faults", "peak_mem_mib", "pool_pages"]
+
+
+def summarize(raw):
+    out = {}
+    for w, per in raw.items():
+        out[w] = {}
+        stock = per["stock"]
+        for c, runs in per.items():
+            ok = [r for r in runs if not r.get("failed")]
+            s = {"failed_runs": len(runs) - len(ok)}
+            for k in KEYS:
+                vals = [r[k] for r in ok] or [float("nan")]
+                s[k] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+                base = statistics.median([r[k] for r in stock]) if stock else 0
+                s[k]["ratio"] = s[k]["median"] / base if base else None
+            out[w][c] = s
+    return out
+
+
+def markdown(py, summary, cfgs):
+    lines = ["### %s" % py, "",
+             "Wall time, median ratio to stock (lower is better); in brackets: system time ratio.", "",
+             "| workload | " + " | ".join(c for c in cfgs if c != "stock") + " | stock wall (s) |",
+             "|---|" + "---|" * (len(cfgs) - 1) + "---|"]
+    for w, per in summary.items():
+        cells = []
+        for c in cfgs:
+            if c == "stock":
+                continue
+            s = per[c]
+            if s["failed_runs"]:
+                cells.append("failed x%d" % s["failed_runs"])
+                continue
+            cells.append("%.2f (%.2f)" % (s["wall_s"]["ratio"], s["sys_s"]["ratio"] or 0))
+        lines.append("| %s | %s | %.3f |" % (w, " | ".join(cells), per["stock"]["wall_s"]["median"]))
+    lines += ["", "Peak memory (RSS + hugetlb, MiB, median) and huge pages taken from the pool:", "",
+              "| workload | " + " | ".join(cfgs) + " |", "|---|" + "---|" * len(cfgs)]
+    for w, per in summary.items():
+        lines.append("| %s | %s |" % (w, " | ".join("%.0f / %d" % (per[c]["peak_mem_mib"]["median"],
+                                                                   per[c]["pool_pages"]["median"]) for c in cfgs)))
+    lines += ["", "Minor page faults (median):", "",
+              "| workload | " + " | ".join(cfgs) + " |", "|---|" + "---|" * len(cfgs)]
+    for w, per in summary.items():
+        lines.append("| %s | %s |" % (w, " | ".join("%d" % per[c]["minor_faults"]["median"] for c in cfgs)))
+    return "\n".join(lines) + "\n"
+
+
+def chart(results, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no chart: python3-matplotlib is not installed", file=sys.stderr)
+        return
+    n = len(results)
+    fig, axes = plt.subplots(n, 1, figsize=(12, 4.2 * n), squeeze=False)
+    for ax, (py, res) in zip(axes[:, 0], results.items()):
+        summary = res["summary"]
+        workloads = list(summary)
+        cfgs = [c for c in res["configs"] if c != "stock"]
+        width = 0.8 / len(cfgs)
+        for i, c in enumerate(cfgs):
+            vals = [summary[w][c]["wall_s"]["ratio"] or 0 for w in workloads]
+            ax.bar([x + i * width for x in range(len(workloads))], vals, width, label=c)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(workloads))])
+        ax.set_xticklabels(workloads, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("wall time / stock")
+        ax.set_title(py, fontsize=10)
+        ax.legend(fontsize=8, ncol=len(cfgs))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--python", action="append")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", help="comma-separated workloads")
+    ap.add_argument("--configs", help="comma-separated configurations (default: all available)")
+    ap.add_argument("--out", default="bench-results")
+    ap.add_argument("--pool", type=int, default=1024, help="pool pages to reserve (default 1024)")
+    ap.add_argument("--lib", default=None)
+    a = ap.parse_args()
+    lib = pyhuge.find_lib(a.lib)
+    if not lib:
+        ap.error("no libpyhuge.so: build first")
+    pys = a.python or ["/root/.pyenv/versions/3.11.7/bin/python3.11", "/usr/bin/python3.11"]
+    names = a.only.split(",") if a.only else W.MICRO + W.REAL
+    os.makedirs(a.out, exist_ok=True)
+    before = int(open(pyhuge.NR_HUGEPAGES).read())
+    results = {}
+    try:
+        if os.geteuid() == 0 and before < a.pool:
+            with open(pyhuge.NR_HUGEPAGES, "w") as f:
+                f.write("%d\n" % a.pool)
+        warm_pool()
+        for py in pys:
+            if not os.path.exists(py):
+                print("skipping %s: not installed" % py, file=sys.stderr)
+                continue
+            cfgs = configs(lib)
+            if a.configs:
+                cfgs = {k: v for k, v in cfgs.items() if k in a.configs.split(",") or k == "stock"}
+            t0 = time.time()
+            raw = run_suite(py, names, cfgs, a.runs)
+            results[py] = {"configs": list(cfgs), "runs": a.runs, "summary": summarize(raw), "raw": raw,
+                           "seconds": time.time() - t0}
+    finally:
+        if os.geteuid() == 0:
+            with open(pyhuge.NR_HUGEPAGES, "w") as f:
+                f.write("%d\n" % before)
+    md = "".join(markdown(py, r["summary"], r["configs"]) + "\n" for py, r in results.items())
+    with open(os.path.join(a.out, "bench.md"), "w") as f:
+        f.write("Measured %s with `scripts/bench.py --runs %d`; %s\n\n" % (
+            time.strftime("%Y-%m-%d"), a.runs, " ".join(os.uname()[2:3])) + md)
+    with open(os.path.join(a.out, "bench.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    chart(results, os.path.join(a.out, "bench.png"))
+    print(md)
+    print("wrote %s/bench.md, bench.json, bench.png" % a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
