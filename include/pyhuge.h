@@ -28,7 +28,7 @@ extern "C" {
 
 /* Layout version of struct pyhuge_stats; bumped only when fields are
  * appended. Readers pass sizeof their copy, so old readers keep working. */
-#define PYHUGE_STATS_VERSION 1
+#define PYHUGE_STATS_VERSION 2
 
 /* Why an arena request was served by ordinary pages. */
 enum pyhuge_fallback {
@@ -37,6 +37,7 @@ enum pyhuge_fallback {
     PYHUGE_FALLBACK_CAP,       /* PYHUGE_MAX_PAGES reached */
     PYHUGE_FALLBACK_SPACE,     /* the shim's address range is full or could not be reserved */
     PYHUGE_FALLBACK_BACKOFF,   /* a recent failure: not retried yet */
+    PYHUGE_FALLBACK_THP,       /* PYHUGE_BACKEND=thp, and no THP tier (THP off, or out of memory) */
     PYHUGE_FALLBACK_COUNT
 };
 
@@ -53,6 +54,11 @@ struct pyhuge_stats {
     uint64_t pages_demoted;    /* huge pages moved to ordinary pages because of a
                                   partial munmap/mprotect/madvise/mremap */
     uint64_t fallbacks[PYHUGE_FALLBACK_COUNT]; /* by enum pyhuge_fallback */
+    /* Version 2: the transparent huge page tier (PYHUGE_BACKEND). Arenas
+     * counted here are in none of the counters above. */
+    uint64_t arenas_thp;       /* arena requests served from THP-backed 2 MiB pages */
+    uint64_t pages_thp;        /* THP-backed 2 MiB pages held now */
+    uint64_t pages_thp_peak;
 };
 
 /* Where tools find a running process's counters without its help: the shim

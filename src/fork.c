@@ -73,7 +73,8 @@ static void move_inherited_pages(void)
 void fork_prepare(void)
 {
     shim_lock();
-    shim.fork_moves = shim.opt.fork == FORK_COPY && shim.table.held > 0;
+    /* THP pages copy 4 KiB on write, like any memory: only hugetlb needs this. */
+    shim.fork_moves = shim.opt.fork == FORK_COPY && shim.table.held[BACK_HUGETLB] > 0;
     shim.fork_pipe[0] = shim.fork_pipe[1] = -1;
     int e = shim.fork_moves ? os_pipe(shim.fork_pipe) : 0;
     if (e) {

@@ -114,6 +114,20 @@ static void parse_fork(struct options *o, const char *v)
     log_warn("PYHUGE_FORK=\"%s\" is not copy or share; using copy", v);
 }
 
+static void parse_backend(struct options *o, const char *v)
+{
+    if (!v || !*v || strcasecmp(v, "auto") == 0)
+        return;
+    if (strcasecmp(v, "hugetlb") == 0)
+        o->backend = BACKEND_HUGETLB;
+    else if (strcasecmp(v, "thp") == 0)
+        o->backend = BACKEND_THP;
+    else if (strcasecmp(v, "off") == 0)
+        o->enabled = false;
+    else
+        log_warn("PYHUGE_BACKEND=\"%s\" is not auto, hugetlb, thp or off; using auto", v);
+}
+
 struct variable {
     const char *name;
     void (*parse)(struct options *, const char *);
@@ -127,6 +141,7 @@ static const struct variable variables[] = {
     {"PYHUGE_MAX_PAGES", parse_max_pages},
     {"PYHUGE_CACHE_PAGES", parse_cache_pages},
     {"PYHUGE_FORK", parse_fork},
+    {"PYHUGE_BACKEND", parse_backend},
 };
 
 #define NVARIABLES (sizeof variables / sizeof variables[0])
@@ -155,6 +170,7 @@ void options_parse(struct options *o, options_lookup_fn lookup, void *ctx, char 
         .max_pages = OPTIONS_NO_CAP,
         .cache_pages = OPTIONS_DEFAULT_CACHE_PAGES,
         .fork = FORK_COPY,
+        .backend = BACKEND_AUTO,
     };
     for (size_t i = 0; i < NVARIABLES; i++) {
         variables[i].parse(o, lookup(variables[i].name, ctx));

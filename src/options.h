@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 enum stats_dest { STATS_NONE, STATS_STDERR, STATS_FILE };
+/* Where arenas go: huge pages of the pool, then transparent huge pages. */
+enum backend { BACKEND_AUTO, BACKEND_HUGETLB, BACKEND_THP };
+
 /* What a forked child does with the huge pages it shares with its parent. */
 enum fork_mode {
     FORK_COPY,  /* moves them to memory of its own before fork() returns (safe) */
@@ -21,7 +24,8 @@ enum fork_mode {
 #define OPTIONS_NO_CAP UINT64_MAX
 
 struct options {
-    bool enabled;                 /* PYHUGE: 1|on (default) or 0|off */
+    bool enabled;                 /* PYHUGE: 1|on (default) or 0|off; PYHUGE_BACKEND=off too */
+    enum backend backend;         /* PYHUGE_BACKEND: auto (default), hugetlb, thp, off */
     int verbose;                  /* PYHUGE_VERBOSE: 0..3, default 0 */
     enum stats_dest stats;        /* PYHUGE_STATS: unset|0, 1|stderr, or /abs/path */
     char stats_path[OPTIONS_PATH_MAX];

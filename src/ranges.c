@@ -21,6 +21,15 @@ int demote(uint32_t idx)
     uintptr_t pa = table_page_addr(&shim.table, idx);
     size_t slot = (size_t)1 << p->shift;
     unsigned n = 1u << (TABLE_PAGE_SHIFT - p->shift);
+    if (p->state == PAGE_THP) {
+        /* Already ordinary memory: the kernel can do anything to part of
+         * it. It only stops taking arenas, whose slots it could not trust. */
+        for (unsigned i = 0; i < n; i++)
+            if (!(p->live & (1u << i)))
+                reserve(pa + i * slot, slot);
+        table_demote(&shim.table, idx);
+        return 0;
+    }
 
     /* MAP_POPULATE: one fault-in pass instead of 512 faults during the copy. */
     intptr_t tmp = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
@@ -86,7 +95,7 @@ static int unmap_in_page(uint32_t idx, uintptr_t lo, uintptr_t hi)
         if ((p->live & (1u << i)) && !whole)
             partial = true;
     }
-    if (p->state == PAGE_HUGE && partial) {
+    if (page_serves(p) && partial) {
         int e = demote(idx);
         if (e)
             return e;
@@ -203,7 +212,7 @@ int shim_prepare_range(void *addr, size_t len)
     } else {
         for (uintptr_t p = in_lo & ~(TABLE_PAGE_SIZE - 1); p < in_hi && !e; p += TABLE_PAGE_SIZE) {
             uint32_t i = table_index(&shim.table, p);
-            if (shim.table.pages[i].state == PAGE_HUGE)
+            if (page_serves(&shim.table.pages[i]))
                 e = demote(i) ? -ENOMEM : 0;
         }
     }
@@ -223,7 +232,7 @@ void shim_give_up_range(void *addr, size_t len)
     uintptr_t in_lo = a > shim.lo ? a : shim.lo, in_hi = end < shim.hi ? end : shim.hi;
     for (uintptr_t p = in_lo & ~(TABLE_PAGE_SIZE - 1); p < in_hi; p += TABLE_PAGE_SIZE) {
         uint32_t i = table_index(&shim.table, p);
-        if (i < shim.table.used && shim.table.pages[i].state == PAGE_HUGE)
+        if (i < shim.table.used && page_serves(&shim.table.pages[i]))
             demote(i);
         table_mark_foreign(&shim.table, i);
         log_debug("page %u given up to a MAP_FIXED mapping", i);
@@ -260,7 +269,7 @@ void *shim_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, voi
     /* Pages that are no longer huge may have been mprotect'ed or partly
      * unmapped: the kernel's own map says what the old range is. */
     int prot = PROT_READ | PROT_WRITE;
-    if (ok && shim.table.pages[table_index(&shim.table, a)].state != PAGE_HUGE) {
+    if (ok && !page_serves(&shim.table.pages[table_index(&shim.table, a)])) {
         uintptr_t v_lo, v_hi;
         ok = os_vma_of(a, &v_lo, &v_hi, &prot) == 0 && a + olen <= v_hi;
     }

@@ -25,7 +25,7 @@ __thread int in_shim __attribute__((tls_model("initial-exec")));
 static const char *const reason_names[PYHUGE_FALLBACK_COUNT] = {
     [PYHUGE_FALLBACK_POOL] = "pool",   [PYHUGE_FALLBACK_FAULT] = "fault",
     [PYHUGE_FALLBACK_CAP] = "cap",     [PYHUGE_FALLBACK_SPACE] = "space",
-    [PYHUGE_FALLBACK_BACKOFF] = "backoff",
+    [PYHUGE_FALLBACK_BACKOFF] = "backoff", [PYHUGE_FALLBACK_THP] = "thp",
 };
 
 static const char *const reason_texts[PYHUGE_FALLBACK_COUNT] = {
@@ -35,6 +35,7 @@ static const char *const reason_texts[PYHUGE_FALLBACK_COUNT] = {
     [PYHUGE_FALLBACK_CAP] = "PYHUGE_MAX_PAGES reached",
     [PYHUGE_FALLBACK_SPACE] = "no address space left in the shim's range",
     [PYHUGE_FALLBACK_BACKOFF] = "waiting after a recent refusal",
+    [PYHUGE_FALLBACK_THP] = "transparent huge pages are off or refused (PYHUGE_BACKEND=thp)",
 };
 
 /* ---- start-up ------------------------------------------------------------ */
@@ -82,6 +83,19 @@ int reserve(uintptr_t addr, size_t len)
     return os_failed(r) ? (int)r : 0;
 }
 
+/* The THP tier is there unless the kernel's setting is [never]. */
+static void detect_thp(void)
+{
+    if (shim.opt.backend == BACKEND_HUGETLB)
+        return;
+    char buf[128];
+    ssize_t n = os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf);
+    shim.thp_usable = n > 0 && !strstr(buf, "[never]");
+    if (!shim.thp_usable)
+        log_info("no THP tier: transparent huge pages are %s",
+                 n > 0 ? "off (transparent_hugepage/enabled is [never])" : "not in this kernel");
+}
+
 static bool setup_region(void)
 {
     if (shim.region_tried)
@@ -126,6 +140,7 @@ static bool setup_region(void)
     os_name_range((void *)pages, (size_t)n * sizeof(struct page), "pyhuge-table");
     table_init(&shim.table, base, (uint32_t)n, (struct page *)pages, shim.opt.cache_pages);
     publish_stats_page();
+    detect_thp();
     __atomic_store_n(&shim.hi, base + bytes, __ATOMIC_RELAXED);
     __atomic_store_n(&shim.lo, base, __ATOMIC_RELEASE);
     log_debug("reserved %zu MiB of address space at %p for huge pages", bytes >> 20, (void *)base);
@@ -146,9 +161,11 @@ bool shim_overlaps(const void *addr, size_t len)
 
 void sync_counters(void)
 {
-    shim.st.arenas_live = shim.table.live;
-    shim.st.pages_now = shim.table.held;
-    shim.st.pages_peak = shim.table.peak;
+    shim.st.arenas_live = shim.table.live[BACK_HUGETLB];
+    shim.st.pages_now = shim.table.held[BACK_HUGETLB];
+    shim.st.pages_peak = shim.table.peak[BACK_HUGETLB];
+    shim.st.pages_thp = shim.table.held[BACK_THP];
+    shim.st.pages_thp_peak = shim.table.peak[BACK_THP];
     shim.st.pages_cached = shim.table.cached;
     if (shim.page)
         shim.page->stats = shim.st;
@@ -239,29 +256,76 @@ static int back_page(uint32_t idx)
     return -1;
 }
 
-/* Adds a freshly backed page for arenas of class cls. Returns -1 on
- * success, or why there is none. */
-static int add_page(int cls)
+/* The hugetlb tier: a page from the pool. Returns -1, or why not. */
+static int add_hugetlb(uint32_t idx, int cls)
 {
-    if (shim.table.held >= shim.opt.max_pages)
+    if (shim.opt.backend == BACKEND_THP)
+        return PYHUGE_FALLBACK_THP;
+    if (shim.table.held[BACK_HUGETLB] >= shim.opt.max_pages)
         return PYHUGE_FALLBACK_CAP;
     if (shim.retry_at_ns && os_now_ns() < shim.retry_at_ns)
         return PYHUGE_FALLBACK_BACKOFF;
-    int32_t idx = table_claim_free(&shim.table);
-    if (idx < 0)
-        return PYHUGE_FALLBACK_SPACE;
-    int reason = back_page((uint32_t)idx);
+    int reason = back_page(idx);
     if (reason >= 0) {
-        if (shim.table.pages[idx].state == PAGE_FREE)
-            table_put_free(&shim.table, (uint32_t)idx);
         note_refusal();
         return reason;
     }
     shim.backoff_ns = 0;
     shim.retry_at_ns = 0;
-    table_add_page(&shim.table, (uint32_t)idx, cls);
-    log_debug("huge page %d backed at %p", idx, (void *)table_page_addr(&shim.table, (uint32_t)idx));
+    table_add_page(&shim.table, idx, cls, BACK_HUGETLB);
+    log_debug("huge page %u backed at %p", idx, (void *)table_page_addr(&shim.table, idx));
     return -1;
+}
+
+/* The THP tier: ordinary memory, 2 MiB-aligned, marked MADV_HUGEPAGE, so
+ * that the kernel maps it with one transparent huge page when it has one.
+ * A 1 MiB arena on its own never gets one: a THP needs a whole aligned
+ * 2 MiB inside one MADV_HUGEPAGE mapping (FACTS.md). Made elsewhere and
+ * moved into place, as hugetlb pages are, so the range never has a hole. */
+static bool add_thp(uint32_t idx, int cls)
+{
+    if (!shim.thp_usable || shim.opt.backend == BACKEND_HUGETLB)
+        return false;
+    uintptr_t a = table_page_addr(&shim.table, idx);
+    intptr_t tmp = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (os_failed(tmp))
+        return false;
+    intptr_t r = os_mremap((void *)tmp, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
+                           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)a);
+    if (os_failed(r)) {
+        os_munmap((void *)tmp, TABLE_PAGE_SIZE);
+        return false;
+    }
+    os_madvise((void *)a, TABLE_PAGE_SIZE, MADV_HUGEPAGE);
+    /* Fault it in now, in one go: one huge page where the kernel has one
+     * (with defrag=madvise it may compact memory for it first), 4 KiB pages
+     * where it has none; ENOMEM here is a clean fallback. */
+    int e = os_madvise((void *)a, TABLE_PAGE_SIZE, MADV_POPULATE_WRITE);
+    if (e && e != -EINVAL) {
+        reserve(a, TABLE_PAGE_SIZE);
+        return false;
+    }
+    table_add_page(&shim.table, idx, cls, BACK_THP);
+    log_debug("THP page %u backed at %p", idx, (void *)a);
+    return true;
+}
+
+/* Adds a freshly backed page for arenas of class cls: hugetlb, else THP.
+ * Returns -1 on success, or why there is none. */
+static int add_page(int cls)
+{
+    int32_t idx = table_claim_free(&shim.table);
+    if (idx < 0)
+        return PYHUGE_FALLBACK_SPACE;
+    int reason = add_hugetlb((uint32_t)idx, cls);
+    if (reason < 0)
+        return -1;
+    if (shim.table.pages[idx].state == PAGE_FREE && add_thp((uint32_t)idx, cls))
+        return -1;
+    if (shim.table.pages[idx].state == PAGE_FREE)
+        table_put_free(&shim.table, (uint32_t)idx);
+    return reason;
 }
 
 static void log_fallback(int reason)
@@ -290,7 +354,9 @@ void *shim_arena_mmap(size_t len, uintptr_t ret)
         reason = PYHUGE_FALLBACK_SPACE;
     else if (!(a = table_take_slot(&shim.table, cls, &must_zero)) && (reason = add_page(cls)) < 0)
         a = table_take_slot(&shim.table, cls, &must_zero);
-    if (a) {
+    if (a && shim.table.pages[table_index(&shim.table, a)].state == PAGE_THP) {
+        shim.st.arenas_thp++;
+    } else if (a) {
         shim.st.arenas_huge++;
     } else {
         shim.st.arenas_fallback++;
@@ -331,13 +397,16 @@ static void format_stats(struct fmt *f, const struct pyhuge_stats *st)
 {
     log_prefix(f);
     fmt_add(f,
-            "stats: arenas huge=%lu fallback=%lu live=%lu size=%luK; "
-            "huge pages now=%lu peak=%lu (%lu MiB) cached=%lu demoted=%lu; fallbacks",
+            "stats: arenas huge=%lu fallback=%lu thp=%lu live=%lu size=%luK; "
+            "huge pages now=%lu peak=%lu (%lu MiB) cached=%lu demoted=%lu; "
+            "thp pages now=%lu peak=%lu; fallbacks",
             (unsigned long)st->arenas_huge, (unsigned long)st->arenas_fallback,
+            (unsigned long)st->arenas_thp,
             (unsigned long)st->arenas_live, (unsigned long)(st->arena_size >> 10),
             (unsigned long)st->pages_now, (unsigned long)st->pages_peak,
             (unsigned long)(st->pages_peak * 2), (unsigned long)st->pages_cached,
-            (unsigned long)st->pages_demoted);
+            (unsigned long)st->pages_demoted, (unsigned long)st->pages_thp,
+            (unsigned long)st->pages_thp_peak);
     for (int r = 0; r < PYHUGE_FALLBACK_COUNT; r++)
         fmt_add(f, " %s=%lu", reason_names[r], (unsigned long)st->fallbacks[r]);
     fmt_add(f, "\n");
@@ -354,7 +423,7 @@ void shim_destructor(void)
         return;
     struct pyhuge_stats st;
     shim_read_stats(&st);
-    if (st.arenas_huge + st.arenas_fallback == 0) {
+    if (st.arenas_huge + st.arenas_fallback + st.arenas_thp == 0) {
         bool python = cpython_present();
         if (!python)
             log_info("nothing was done: no CPython in this process");

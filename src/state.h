@@ -36,6 +36,7 @@ struct shim_state {
     struct table table;
     bool region_tried;
     bool populate_unsupported;
+    bool thp_usable;      /* the kernel's THP setting is not [never] */
     uint64_t retry_at_ns, backoff_ns;
     int fork_pipe[2];     /* the parent waits on [0] until the child has moved its pages */
     bool fork_moves;      /* this fork's child moves its huge pages */

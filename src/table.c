@@ -96,13 +96,14 @@ void table_put_free(struct table *t, uint32_t idx)
     list_push(t, idx, LIST_FREE);
 }
 
-void table_add_page(struct table *t, uint32_t idx, int cls)
+void table_add_page(struct table *t, uint32_t idx, int cls, enum backing b)
 {
     struct page *p = &t->pages[idx];
-    *p = (struct page){.state = PAGE_HUGE, .shift = class_shift[cls], .prev = -1, .next = -1};
+    *p = (struct page){.state = b == BACK_THP ? PAGE_THP : PAGE_HUGE, .shift = class_shift[cls],
+                       .prev = -1, .next = -1};
     list_push(t, idx, LIST_PARTIAL);
-    if (++t->held > t->peak)
-        t->peak = t->held;
+    if (++t->held[b] > t->peak[b])
+        t->peak[b] = t->held[b];
 }
 
 static uintptr_t take_from(struct table *t, uint32_t idx, bool *must_zero)
@@ -113,7 +114,7 @@ static uintptr_t take_from(struct table *t, uint32_t idx, bool *must_zero)
     *must_zero = (p->dirty & bit) != 0;
     p->live |= bit;
     p->dirty |= bit;
-    t->live++;
+    t->live[page_backing(p)]++;
     if (p->live == full_mask(p))
         list_remove(t, idx);
     return table_page_addr(t, idx) + ((uintptr_t)slot << p->shift);
@@ -157,9 +158,10 @@ enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t
     bool was_full = p->live == full_mask(p);
     p->live &= (uint8_t)~bit;
 
-    if (p->state != PAGE_HUGE)
+    if (!page_serves(p))
         return RELEASE_UNMAP_SLOT;
-    t->live--;
+    enum backing b = page_backing(p);
+    t->live[b]--;
     if (p->live) {
         if (was_full)
             list_push(t, idx, LIST_PARTIAL);
@@ -171,7 +173,7 @@ enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t
         t->cached++;
         return RELEASE_KEPT;
     }
-    t->held--;
+    t->held[b]--;
     table_put_free(t, idx);
     return RELEASE_UNMAP_PAGE;
 }
@@ -183,7 +185,7 @@ int32_t table_evict_cached(struct table *t)
     uint32_t idx = (uint32_t)t->cache_head;
     list_remove(t, idx);
     t->cached--;
-    t->held--;
+    t->held[page_backing(&t->pages[idx])]--;
     table_put_free(t, idx);
     return (int32_t)idx;
 }
@@ -191,13 +193,14 @@ int32_t table_evict_cached(struct table *t)
 void table_demote(struct table *t, uint32_t idx)
 {
     struct page *p = &t->pages[idx];
-    if (p->state != PAGE_HUGE)
+    if (!page_serves(p))
         return;
     if (p->list == LIST_CACHE)
         t->cached--;
     list_remove(t, idx);
-    t->live -= (uint64_t)__builtin_popcount(p->live);
-    t->held--;
+    enum backing b = page_backing(p);
+    t->live[b] -= (uint64_t)__builtin_popcount(p->live);
+    t->held[b]--;
     p->state = PAGE_DEMOTED;
 }
 
@@ -209,7 +212,7 @@ void table_mark_foreign(struct table *t, uint32_t idx)
         list_push(t, t->used++, LIST_FREE);
     }
     struct page *p = &t->pages[idx];
-    if (p->state == PAGE_HUGE)
+    if (page_serves(p))
         table_demote(t, idx);
     list_remove(t, idx);
     p->state = PAGE_FOREIGN;

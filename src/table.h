@@ -8,11 +8,13 @@
  * memory of `pages`, maps and unmaps the pages, and holds the shim's lock
  * around every call.
  *
- * A page is in one of four states:
+ * A page is in one of five states:
  *   FREE     only address space (PROT_NONE); may be backed again.
  *   HUGE     a 2 MiB hugetlb page cut into equal slots of one arena size
  *            (8 x 256 KiB, 2 x 1 MiB or 1 x 2 MiB). A HUGE page with no live
  *            slot is either cached (kept mapped for reuse) or released.
+ *   THP      the same, backed by ordinary memory marked MADV_HUGEPAGE, for
+ *            a transparent huge page where no hugetlb page could be had.
  *   DEMOTED  copied to ordinary pages because something did to part of it
  *            what a hugetlb page cannot do (partial munmap, mprotect, ...).
  *            Its live arenas stay where they are; no new ones are placed.
@@ -30,7 +32,11 @@
 #define TABLE_CLASSES 3 /* arena sizes: 256 KiB, 1 MiB, 2 MiB */
 #define TABLE_MAX_SLOTS 8
 
-enum page_state { PAGE_FREE = 0, PAGE_HUGE, PAGE_DEMOTED, PAGE_FOREIGN };
+enum page_state { PAGE_FREE = 0, PAGE_HUGE, PAGE_DEMOTED, PAGE_FOREIGN, PAGE_THP };
+/* What backs a page that takes arenas: index of the per-backing counters. */
+enum backing { BACK_HUGETLB = 0, BACK_THP = 1, BACKINGS };
+
+
 enum page_list { LIST_NONE = 0, LIST_FREE, LIST_PARTIAL, LIST_CACHE };
 
 struct page {
@@ -42,15 +48,26 @@ struct page {
     int32_t prev, next;
 };
 
+/* HUGE and THP pages take arenas; the others do not. */
+static inline bool page_serves(const struct page *p)
+{
+    return p->state == PAGE_HUGE || p->state == PAGE_THP;
+}
+
+static inline enum backing page_backing(const struct page *p)
+{
+    return p->state == PAGE_THP ? BACK_THP : BACK_HUGETLB;
+}
+
 struct table {
     uintptr_t base;
     uint32_t npages;       /* capacity */
     uint32_t used;         /* pages [0, used) have been taken at least once */
-    uint32_t held;         /* HUGE pages, cached ones included */
-    uint32_t peak;         /* most HUGE pages at once */
-    uint32_t cached;       /* HUGE pages with no live slot, kept mapped */
+    uint32_t held[BACKINGS]; /* pages serving arenas, cached ones included */
+    uint32_t peak[BACKINGS]; /* most of them at once */
+    uint32_t cached;       /* serving pages with no live slot, kept mapped */
     uint32_t cache_max;
-    uint64_t live;         /* live arenas in HUGE pages */
+    uint64_t live[BACKINGS]; /* live arenas in serving pages */
     int32_t free_head;     /* FREE pages below `used` */
     int32_t cache_head;
     int32_t partial[TABLE_CLASSES];
@@ -80,7 +97,7 @@ static inline uintptr_t table_page_addr(const struct table *t, uint32_t idx)
     return t->base + ((uintptr_t)idx << TABLE_PAGE_SHIFT);
 }
 
-/* Hands out a free slot of class cls from a HUGE page that is already
+/* Hands out a free slot of class cls from a serving page that is already
  * mapped (partly used first, then cached). Sets *must_zero when the slot
  * may hold old data. Returns 0 when no mapped page has room. */
 uintptr_t table_take_slot(struct table *t, int cls, bool *must_zero);
@@ -91,8 +108,8 @@ uintptr_t table_take_slot(struct table *t, int cls, bool *must_zero);
 int32_t table_claim_free(struct table *t);
 void table_put_free(struct table *t, uint32_t idx);
 
-/* Records a freshly mapped, zeroed huge page with slots of class cls. */
-void table_add_page(struct table *t, uint32_t idx, int cls);
+/* Records a freshly mapped, zeroed page with slots of class cls. */
+void table_add_page(struct table *t, uint32_t idx, int cls, enum backing b);
 
 enum release {
     RELEASE_NOT_SLOT,   /* [addr, addr+len) is not exactly one live slot */
@@ -104,7 +121,7 @@ enum release {
 /* Frees the live slot at exactly [addr, addr+len). *idx gets the page. */
 enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t *idx);
 
-/* Marks a HUGE page DEMOTED (the caller has moved it to ordinary pages). */
+/* Marks a serving page DEMOTED (the caller has moved it to ordinary pages). */
 void table_demote(struct table *t, uint32_t idx);
 /* Marks a page FOREIGN: someone else's mapping is there now. */
 void table_mark_foreign(struct table *t, uint32_t idx);

@@ -468,14 +468,15 @@ def stats_lines(path):
 
 
 def summarize_stats(lines):
-    tot = {"procs": 0, "huge": 0, "fallback": 0, "peak": 0}
+    tot = {"procs": 0, "huge": 0, "fallback": 0, "thp": 0, "peak": 0}
     for l in lines:
-        m = re.search(r"arenas huge=(\d+) fallback=(\d+).*peak=(\d+)", l)
+        m = re.search(r"arenas huge=(\d+) fallback=(\d+)(?: thp=(\d+))?.*? peak=(\d+)", l)
         if m:
             tot["procs"] += 1
             tot["huge"] += int(m.group(1))
             tot["fallback"] += int(m.group(2))
-            tot["peak"] += int(m.group(3))
+            tot["thp"] += int(m.group(3) or 0)
+            tot["peak"] += int(m.group(4))
     return tot
 
 
@@ -504,8 +505,9 @@ def cmd_run(a):
     for l in lines:
         print(l, file=sys.stderr)
     t = summarize_stats(lines)
-    print("pyhuge: %d process(es) under the shim: %d arenas on huge pages, %d on ordinary pages"
-          % (t["procs"], t["huge"], t["fallback"]), file=sys.stderr)
+    print("pyhuge: %d process(es) under the shim: %d arenas on huge pages, %d on transparent "
+          "huge pages, %d on ordinary pages" % (t["procs"], t["huge"], t["thp"], t["fallback"]),
+          file=sys.stderr)
     return 128 - rc if rc < 0 else rc
 
 
@@ -656,7 +658,8 @@ def chart(result, path):
 
 STATS_FIELDS = ["version", "enabled", "arena_size", "arenas_huge", "arenas_fallback", "arenas_live",
                 "pages_now", "pages_peak", "pages_cached", "pages_demoted",
-                "fallback_pool", "fallback_fault", "fallback_cap", "fallback_space", "fallback_backoff"]
+                "fallback_pool", "fallback_fault", "fallback_cap", "fallback_space", "fallback_backoff",
+                "fallback_thp", "arenas_thp", "pages_thp", "pages_thp_peak"]
 MAGIC = b"pyhuge-stats-v1"
 
 
@@ -685,7 +688,11 @@ def shim_stats(pid):
     if not data.startswith(MAGIC):
         return None, "its stats page is not readable"
     vals = struct.unpack_from("<16s Q %dQ" % len(STATS_FIELDS), data)
-    return dict(zip(["magic", "pid"] + STATS_FIELDS, vals)), None
+    d = dict(zip(["magic", "pid"] + STATS_FIELDS, vals))
+    if d["version"] < 2:  # a version 1 library has no THP fields
+        for f in STATS_FIELDS[STATS_FIELDS.index("fallback_thp"):]:
+            d[f] = 0
+    return d, None
 
 
 def kernel_view(pid):
@@ -712,8 +719,11 @@ def cmd_stats(a):
           % (s["arenas_live"], s["arenas_huge"], s["arenas_fallback"], human(s["arena_size"])))
     print("                huge pages: %d now, %d at peak, %d cached, %d moved to ordinary pages"
           % (s["pages_now"], s["pages_peak"], s["pages_cached"], s["pages_demoted"]))
-    print("                fallbacks: pool %d, fault %d, cap %d, space %d, backoff %d"
-          % (s["fallback_pool"], s["fallback_fault"], s["fallback_cap"], s["fallback_space"], s["fallback_backoff"]))
+    print("                THP tier: %d arenas served, %d pages now, %d at peak"
+          % (s["arenas_thp"], s["pages_thp"], s["pages_thp_peak"]))
+    print("                fallbacks: pool %d, fault %d, cap %d, space %d, backoff %d, thp %d"
+          % (s["fallback_pool"], s["fallback_fault"], s["fallback_cap"], s["fallback_space"],
+             s["fallback_backoff"], s["fallback_thp"]))
     if a.json:
         print(json.dumps({"pid": a.pid, "kernel": k, "shim": {f: s[f] for f in STATS_FIELDS}}))
     return EXIT_OK

@@ -36,7 +36,8 @@ static struct {
 } arenas[MAX_ARENAS];
 static int narenas;
 
-/* 1 when the mapping holding addr uses 2 MiB pages, per /proc/self/smaps. */
+/* 1 when the mapping holding addr uses 2 MiB hugetlb pages, 2 when it
+ * holds transparent huge pages, per /proc/self/smaps. */
 static int is_huge(const void *addr)
 {
     FILE *f = fopen("/proc/self/smaps", "r");
@@ -50,10 +51,12 @@ static int is_huge(const void *addr)
             continue;
         }
         unsigned long kb;
-        if (inside && sscanf(line, "KernelPageSize: %lu kB", &kb) == 1) {
-            huge = kb == 2048;
+        if (inside && sscanf(line, "KernelPageSize: %lu kB", &kb) == 1 && kb == 2048)
+            huge = 1;
+        if (inside && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1 && kb > 0)
+            huge = 2;
+        if (inside && strncmp(line, "VmFlags:", 8) == 0)
             break;
-        }
     }
     if (f)
         fclose(f);
@@ -176,14 +179,15 @@ int main(int argc, char **argv)
             }
             get(&st, sizeof st);
             printf("stats enabled=%lu huge=%lu fallback=%lu live=%lu pages=%lu peak=%lu cached=%lu "
-                   "demoted=%lu pool=%lu fault=%lu cap=%lu\n",
+                   "demoted=%lu pool=%lu fault=%lu cap=%lu thp=%lu thp_pages=%lu\n",
                    (unsigned long)st.enabled, (unsigned long)st.arenas_huge,
                    (unsigned long)st.arenas_fallback, (unsigned long)st.arenas_live,
                    (unsigned long)st.pages_now, (unsigned long)st.pages_peak,
                    (unsigned long)st.pages_cached, (unsigned long)st.pages_demoted,
                    (unsigned long)st.fallbacks[PYHUGE_FALLBACK_POOL],
                    (unsigned long)st.fallbacks[PYHUGE_FALLBACK_FAULT],
-                   (unsigned long)st.fallbacks[PYHUGE_FALLBACK_CAP]);
+                   (unsigned long)st.fallbacks[PYHUGE_FALLBACK_CAP], (unsigned long)st.arenas_thp,
+                   (unsigned long)st.pages_thp);
         } else if (!strcmp(cmd, "naive")) {
             size_t len = strtoul(argv[++k], NULL, 0) << 21;
             void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,

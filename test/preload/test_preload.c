@@ -325,3 +325,105 @@ Test(preload, bad_input_gets_the_kernels_own_answers, .init = pool_16)
     cr_expect_eq(field(shim.err, "pyhuge [", 0, "huge"), 2, "the arenas were on huge pages: %s",
                  shim.err);
 }
+
+/* ---- the transparent huge page tier ------------------------------------- */
+
+#define THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
+
+static char thp_before[32];
+
+/* Sets the kernel's THP mode for one test; restored by thp_restore. */
+static void thp_set(const char *mode)
+{
+    FILE *f = fopen(THP_ENABLED, "r");
+    char line[128] = {0};
+    if (!f || !fgets(line, sizeof line, f))
+        cr_skip_test("no %s: this kernel has no THP", THP_ENABLED);
+    fclose(f);
+    char *open_b = strchr(line, '['), *close_b = open_b ? strchr(open_b, ']') : NULL;
+    if (!thp_before[0] && open_b && close_b)
+        snprintf(thp_before, sizeof thp_before, "%.*s", (int)(close_b - open_b - 1), open_b + 1);
+    f = fopen(THP_ENABLED, "w");
+    if (!f || fputs(mode, f) < 0 || fclose(f) != 0)
+        cr_skip_test("cannot set THP to %s (needs root)", mode);
+}
+
+static void thp_restore(void)
+{
+    if (thp_before[0]) {
+        FILE *f = fopen(THP_ENABLED, "w");
+        if (f) {
+            fputs(thp_before, f);
+            fclose(f);
+        }
+    }
+    pool_restore();
+}
+
+Test(thp, backend_thp_packs_arenas_into_transparent_huge_pages, .fini = thp_restore)
+{
+    thp_set("madvise");
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=thp", NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "check", "0", "pool", "stats");
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 2, "AnonHugePages in smaps:\n%s", r.out);
+    cr_expect_eq(field(r.out, "arena=", 1, "huge"), 2);
+    cr_expect_eq(field_hex(r.out, "arena=", 0, "addr") >> 21, field_hex(r.out, "arena=", 1, "addr") >> 21,
+                 "two arenas in one 2 MiB page");
+    cr_expect_eq(field(r.out, "arena=", 0, "zero"), 1);
+    cr_expect_eq(field(r.out, "stats", 0, "thp"), 2);
+    cr_expect_eq(field(r.out, "stats", 0, "thp_pages"), 1);
+    cr_expect_eq(field(r.out, "stats", 0, "huge"), 0, "no hugetlb page taken");
+}
+
+Test(thp, auto_goes_to_thp_when_the_pool_is_empty, .fini = thp_restore)
+{
+    thp_set("madvise");
+    pool_require(1);
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "stats");
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 1, "hugetlb while the pool has pages");
+    cr_expect_eq(field(r.out, "arena=", 2, "huge"), 2, "then THP:\n%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "huge"), 2);
+    cr_expect_eq(field(r.out, "stats", 0, "thp"), 2);
+    cr_expect_eq(field(r.out, "stats", 0, "fallback"), 0);
+}
+
+Test(thp, works_with_thp_always, .fini = thp_restore)
+{
+    thp_set("always");
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=thp", NULL};
+    ARENAS("alloc", KiB256, "alloc", KiB256, "stats");
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 2, "%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "thp"), 2);
+}
+
+Test(thp, thp_never_is_a_clean_no_op_with_a_reason, .fini = thp_restore)
+{
+    thp_set("never");
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=thp", "PYHUGE_VERBOSE=1", NULL};
+    ARENAS("alloc", MiB, "check", "0", "stats");
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 0, "ordinary pages");
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1);
+    cr_expect_eq(field(r.out, "stats", 0, "thp"), 0);
+    cr_expect_eq(field(r.out, "stats", 0, "fallback"), 1);
+    cr_expect(strstr(r.err, "no THP tier: transparent huge pages are off") != NULL, "%s", r.err);
+}
+
+Test(thp, random_misuse_matches_plain_pages_on_thp_too, .fini = thp_restore, .timeout = 300)
+{
+    thp_set("madvise");
+    static struct run plain, shim;
+    long thp = 0;
+    for (int seed = 1; seed <= 25; seed++) {
+        char seed_s[16];
+        snprintf(seed_s, sizeof seed_s, "%d", seed);
+        char *argv[] = {MISUSE_BIN, seed_s, "50", MiB, NULL};
+        char *plain_env[] = {NULL};
+        char *shim_env[] = {PRELOAD, "PYHUGE_BACKEND=thp", "PYHUGE_STATS=1", NULL};
+        run(&plain, plain_env, argv);
+        run(&shim, shim_env, argv);
+        cr_assert_str_eq(shim.out, plain.out, "seed %d differs", seed);
+        thp += field(shim.err, "pyhuge [", 0, "thp");
+    }
+    cr_expect_gt(thp, 25, "the runs used the THP tier");
+}

@@ -29,7 +29,7 @@ static uintptr_t take(int cls, bool *must_zero)
         return a;
     int32_t idx = table_claim_free(&t);
     cr_assert_geq(idx, 0, "the range has room");
-    table_add_page(&t, (uint32_t)idx, cls);
+    table_add_page(&t, (uint32_t)idx, cls, BACK_HUGETLB);
     return table_take_slot(&t, cls, must_zero);
 }
 
@@ -50,8 +50,8 @@ Test(side_table, packs_two_1mib_arenas_per_huge_page)
     cr_expect_eq(a, BASE);
     cr_expect_eq(b, BASE + MiB);
     cr_expect_eq(c, BASE + 2 * MiB, "a third arena opens a second page");
-    cr_expect_eq(t.held, 2);
-    cr_expect_eq(t.live, 3);
+    cr_expect_eq(t.held[BACK_HUGETLB], 2);
+    cr_expect_eq(t.live[BACK_HUGETLB], 3);
 }
 
 Test(side_table, packs_eight_256kib_arenas_per_huge_page)
@@ -59,9 +59,9 @@ Test(side_table, packs_eight_256kib_arenas_per_huge_page)
     bool z;
     for (unsigned i = 0; i < 8; i++)
         cr_expect_eq(take(0, &z), BASE + i * 256 * KiB);
-    cr_expect_eq(t.held, 1);
+    cr_expect_eq(t.held[BACK_HUGETLB], 1);
     cr_expect_eq(take(0, &z), BASE + 2 * MiB);
-    cr_expect_eq(t.held, 2);
+    cr_expect_eq(t.held[BACK_HUGETLB], 2);
 }
 
 Test(side_table, frees_page_when_both_halves_are_gone)
@@ -70,12 +70,12 @@ Test(side_table, frees_page_when_both_halves_are_gone)
     uintptr_t a = take(1, &z), b = take(1, &z);
     uint32_t idx;
     cr_expect_eq(table_release(&t, a, MiB, &idx), RELEASE_KEPT);
-    cr_expect_eq(t.held, 1);
+    cr_expect_eq(t.held[BACK_HUGETLB], 1);
     cr_expect_eq(table_release(&t, b, MiB, &idx), RELEASE_UNMAP_PAGE);
     cr_expect_eq(idx, 0);
-    cr_expect_eq(t.held, 0);
-    cr_expect_eq(t.live, 0);
-    cr_expect_eq(t.peak, 1);
+    cr_expect_eq(t.held[BACK_HUGETLB], 0);
+    cr_expect_eq(t.live[BACK_HUGETLB], 0);
+    cr_expect_eq(t.peak[BACK_HUGETLB], 1);
 }
 
 Test(side_table, refuses_anything_but_an_exact_live_slot)
@@ -116,7 +116,7 @@ Test(side_table, caches_empty_page_up_to_limit, .init = NULL)
     table_release(&t, a, MiB, &idx);
     cr_expect_eq(table_release(&t, b, MiB, &idx), RELEASE_KEPT, "kept in the cache");
     cr_expect_eq(t.cached, 1);
-    cr_expect_eq(t.held, 2);
+    cr_expect_eq(t.held[BACK_HUGETLB], 2);
     table_release(&t, c, MiB, &idx);
     cr_expect_eq(table_release(&t, d, MiB, &idx), RELEASE_UNMAP_PAGE, "the cache is full");
     cr_expect_eq(take(1, &z), BASE, "a cached page is reused before a new one");
@@ -147,7 +147,7 @@ Test(side_table, evicts_cached_pages, .init = NULL)
     cr_expect_eq(table_release(&t, a, 2 * MiB, &idx), RELEASE_KEPT);
     cr_expect_eq(table_evict_cached(&t), 0);
     cr_expect_eq(table_evict_cached(&t), -1);
-    cr_expect_eq(t.held, 0);
+    cr_expect_eq(t.held[BACK_HUGETLB], 0);
 }
 
 Test(side_table, freed_page_index_is_reused_before_new_space)
@@ -172,8 +172,8 @@ Test(side_table, demoted_page_gives_slots_back_one_by_one)
     bool z;
     uintptr_t a = take(1, &z), b = take(1, &z);
     table_demote(&t, 0);
-    cr_expect_eq(t.held, 0, "no longer a huge page");
-    cr_expect_eq(t.live, 0, "its arenas are no longer on huge pages");
+    cr_expect_eq(t.held[BACK_HUGETLB], 0, "no longer a huge page");
+    cr_expect_eq(t.live[BACK_HUGETLB], 0, "its arenas are no longer on huge pages");
     cr_expect_eq(take(1, &z), BASE + 2 * MiB, "no new arena goes into a demoted page");
     uint32_t idx;
     cr_expect_eq(table_release(&t, a, MiB, &idx), RELEASE_UNMAP_SLOT);
