@@ -103,8 +103,6 @@ static bool setup_region(void)
     shim.region_tried = true;
 
     uint64_t n = REGION_MAX_PAGES;
-    if (shim.opt.max_pages < n)
-        n = shim.opt.max_pages;
     uint64_t as = os_address_space_limit();
     if (as != UINT64_MAX && as / 8 / TABLE_PAGE_SIZE < n) {
         n = as / 8 / TABLE_PAGE_SIZE;
@@ -348,9 +346,7 @@ void *shim_arena_mmap(size_t len, uintptr_t ret)
 
     shim_lock();
     shim.st.arena_size = len;
-    if (shim.opt.max_pages == 0)
-        reason = PYHUGE_FALLBACK_CAP;
-    else if (!setup_region())
+    if (!setup_region())
         reason = PYHUGE_FALLBACK_SPACE;
     else if (!(a = table_take_slot(&shim.table, cls, &must_zero)) && (reason = add_page(cls)) < 0)
         a = table_take_slot(&shim.table, cls, &must_zero);

@@ -93,7 +93,7 @@ Test(cgroup, python_under_the_shim_falls_back_and_finishes)
 {
     if (access(PYTHON, X_OK) != 0)
         cr_skip_test("no %s", PYTHON);
-    char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=hugetlb", "PYHUGE_STATS=1", NULL};
     char *cmd[] = {PYTHON, WORKLOAD_PY, NULL};
     run_in_group(env, cmd);
     cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
@@ -106,7 +106,7 @@ Test(cgroup, python_under_the_shim_falls_back_and_finishes)
 
 Test(cgroup, preload_program_falls_back_at_the_limit)
 {
-    char *env[] = {PRELOAD, NULL};
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=hugetlb", NULL};
     char *cmd[] = {ARENAS_BIN, "alloc", "1048576", "alloc", "1048576", "alloc", "1048576",
                    "alloc", "1048576", "alloc", "1048576", "alloc", "1048576", "alloc", "1048576",
                    "alloc", "1048576", "alloc", "1048576", "alloc", "1048576", "check", "9",
@@ -116,5 +116,20 @@ Test(cgroup, preload_program_falls_back_at_the_limit)
     cr_expect_eq(field(r.out, "stats", 0, "huge"), 2 * LIMIT_PAGES);
     cr_expect_eq(field(r.out, "stats", 0, "fallback"), 10 - 2 * LIMIT_PAGES);
     cr_expect_geq(field(r.out, "stats", 0, "fault"), 1);
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1);
+}
+
+/* In the default mode the arenas the limit refuses go to the THP tier. */
+Test(cgroup, auto_mode_moves_on_to_thp_at_the_limit)
+{
+    char *env[] = {PRELOAD, NULL};
+    char *cmd[] = {ARENAS_BIN, "alloc", "1048576", "alloc", "1048576", "alloc", "1048576",
+                   "alloc", "1048576", "alloc", "1048576", "alloc", "1048576", "alloc", "1048576",
+                   "alloc", "1048576", "alloc", "1048576", "alloc", "1048576", "check", "9",
+                   "stats", NULL};
+    run_in_group(env, cmd);
+    cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+    cr_expect_eq(field(r.out, "stats", 0, "huge"), 2 * LIMIT_PAGES);
+    cr_expect_eq(field(r.out, "stats", 0, "thp"), 10 - 2 * LIMIT_PAGES, "%s", r.out);
     cr_expect_eq(field(r.out, "check=", 0, "ok"), 1);
 }

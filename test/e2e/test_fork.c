@@ -62,3 +62,17 @@ Test(fork, multiprocessing_fork_pool_on_a_drained_pool)
     cr_expect(strstr(r.out, "exit=3") == NULL, "%s", r.out);
     cr_expect_eq(count_lines(r.out, "parent ok"), 1);
 }
+
+/* With no pool the arenas are on transparent huge pages: fork needs no copy
+ * (copy-on-write copies 4 KiB and cannot fail), and the children finish. */
+Test(fork, children_on_the_thp_tier_need_nothing)
+{
+    pool_require(0);
+    char *argv[] = {PYTHON, DRAINED_FORK_PY, "3", "os.fork", NULL};
+    char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+    run(&r, env, argv);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_expect_eq(count_lines(r.out, "child 0 exit=0") + count_lines(r.out, "child 1 exit=0") +
+                     count_lines(r.out, "child 2 exit=0"), 3, "%s", r.out);
+    cr_expect(strstr(r.err, " thp=0 ") == NULL, "the arenas were on the THP tier: %s", r.err);
+}

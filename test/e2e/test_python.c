@@ -106,7 +106,7 @@ Test(python, empty_pool_gives_same_results_on_ordinary_pages, .fini = pool_resto
     static struct run plain, shim;
     char *plain_env[] = {NULL};
     run(&plain, plain_env, argv);
-    char *env[] = {PRELOAD, NULL};
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=hugetlb", NULL};
     run(&shim, env, argv);
     cr_assert_eq(shim.status, 0, "%s", shim.err);
     cr_expect_eq(field(shim.out, "result", 0, "checksum"), field(plain.out, "result", 0, "checksum"));
@@ -171,4 +171,32 @@ Test(python, pool_whole_after_kill_9_and_crash, .fini = pool_restore, .timeout =
         cr_expect_eq(meminfo("HugePages_Free"), free0, "after %s", endings[i]);
         cr_expect_eq(meminfo("HugePages_Rsvd"), rsvd0, "after %s", endings[i]);
     }
+}
+
+/* No pool at all: the THP tier puts the arenas on transparent huge pages. */
+Test(python, thp_tier_without_a_pool, .fini = pool_restore, .timeout = 120)
+{
+    char exe[512];
+    if (!find_python(&(struct python){"3.12"}, exe, sizeof exe) &&
+        !find_python(&(struct python){"system"}, exe, sizeof exe))
+        cr_skip_test("no Python on this machine");
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    char mode[128] = {0};
+    if (!f || !fgets(mode, sizeof mode, f) || strstr(mode, "[never]"))
+        cr_skip_test("transparent huge pages are off here: %s", mode);
+    fclose(f);
+    pool_require(0);
+    char *argv[] = {exe, WORKLOAD_PY, NULL};
+    static struct run plain, shim;
+    char *plain_env[] = {NULL};
+    run(&plain, plain_env, argv);
+    char *env[] = {PRELOAD, NULL};
+    run(&shim, env, argv);
+    cr_assert_eq(shim.status, 0, "%s", shim.err);
+    cr_expect_eq(field(shim.out, "result", 0, "checksum"), field(plain.out, "result", 0, "checksum"));
+    cr_expect_geq(field(shim.out, "result", 0, "thp_kb"), 32 * 1024,
+                  "arenas in AnonHugePages:\n%s", shim.out);
+    cr_expect_gt(field(shim.out, "stats", 0, "thp"), 0);
+    cr_expect_eq(field(shim.out, "stats", 0, "huge"), 0);
+    cr_expect_eq(field(shim.out, "result", 0, "hugetlb_kb"), 0);
 }

@@ -23,11 +23,11 @@ def vma_of(addr):
     return 0, 0
 
 
-def hugetlb_kb():
+def smaps_kb(key):
     total = 0
     with open("/proc/self/smaps") as f:
         for line in f:
-            if line.startswith("Private_Hugetlb:"):
+            if line.startswith(key):
                 total += int(line.split()[1])
     return total
 
@@ -44,7 +44,8 @@ def workload():
 
 def main():
     checksum, rows, more = workload()
-    print("result checksum=%d hugetlb_kb=%d arena=%d" % (checksum, hugetlb_kb(), ARENA))
+    print("result checksum=%d hugetlb_kb=%d thp_kb=%d arena=%d"
+          % (checksum, smaps_kb("Private_Hugetlb:"), smaps_kb("AnonHugePages:"), ARENA))
 
     # Same-shaped mappings that are not arenas must stay ordinary pages.
     m = mmap.mmap(-1, ARENA, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
@@ -68,8 +69,9 @@ def main():
         return
     buf = (ctypes.c_uint64 * 32)()
     get(buf, ctypes.sizeof(buf))
-    print("stats loaded=1 huge=%d fallback=%d pages_peak=%d pages_now=%d arena_size=%d"
-          % (buf[3], buf[4], buf[7], buf[6], buf[2]))
+    # Fields in the order of struct pyhuge_stats (include/pyhuge.h).
+    print("stats loaded=1 huge=%d fallback=%d pages_peak=%d pages_now=%d arena_size=%d thp=%d"
+          % (buf[3], buf[4], buf[7], buf[6], buf[2], buf[16]))
 
 
 main()

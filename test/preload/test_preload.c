@@ -100,7 +100,7 @@ Test(preload, reused_slot_is_zero_filled, .init = pool_16)
 
 Test(preload, empty_pool_falls_back_to_ordinary_pages, .init = pool_0)
 {
-    char *env[] = {PRELOAD, NULL};
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=hugetlb", NULL};
     ARENAS("alloc", MiB, "alloc", MiB, "check", "0", "stats");
     cr_expect_eq(field(r.out, "arena=", 0, "huge"), 0);
     cr_expect_eq(field(r.out, "arena=", 0, "zero"), 1);
@@ -112,7 +112,7 @@ Test(preload, empty_pool_falls_back_to_ordinary_pages, .init = pool_0)
 
 Test(preload, pool_that_runs_out_midway, .init = pool_3)
 {
-    char *env[] = {PRELOAD, NULL};
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=hugetlb", NULL};
     ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB,
            "alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "check", "0", "check", "9",
            "stats", "pool");
@@ -131,7 +131,7 @@ Test(preload, pool_that_runs_out_midway, .init = pool_3)
 
 Test(preload, huge_pages_come_back_into_use_after_a_refusal, .init = pool_1)
 {
-    char *env[] = {PRELOAD, "PYHUGE_CACHE_PAGES=0", NULL};
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=hugetlb", "PYHUGE_CACHE_PAGES=0", NULL};
     ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "free", "0", "free", "1", "alloc", MiB);
     cr_expect_eq(field(r.out, "arena=", 2, "huge"), 0, "the pool had one page");
     cr_expect_eq(field(r.out, "arena=", 3, "huge"), 1, "a page given back is used again at once");
@@ -159,7 +159,7 @@ Test(preload, non_cpython_caller_passes_through, .init = pool_16)
 
 Test(preload, max_pages_caps_one_process, .init = pool_16)
 {
-    char *env[] = {PRELOAD, "PYHUGE_MAX_PAGES=1", NULL};
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=hugetlb", "PYHUGE_MAX_PAGES=1", NULL};
     ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "stats");
     cr_expect_eq(field(r.out, "stats", 0, "huge"), 2);
     cr_expect_eq(field(r.out, "stats", 0, "cap"), 2);

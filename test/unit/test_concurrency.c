@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/time.h>
@@ -97,6 +98,8 @@ static void on_alarm(int sig)
 
 static void setup(void)
 {
+    /* The hugetlb tier alone, so that the small pool makes arenas fall back. */
+    setenv("PYHUGE_BACKEND", "hugetlb", 1);
     pool_require(8); /* fewer pages than the threads want: fallback under contention too */
     find_site();
 }

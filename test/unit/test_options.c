@@ -154,3 +154,18 @@ Test(options, unknown_fork_mode_stays_safe)
     cr_expect_eq(parse((struct env){{"PYHUGE_FORK"}, {"yolo"}}).fork, FORK_COPY);
     cr_expect_stderr_neq_str("");
 }
+
+Test(options, backends)
+{
+    cr_expect_eq(parse((struct env){{0}, {0}}).backend, BACKEND_AUTO);
+    cr_expect_eq(parse((struct env){{"PYHUGE_BACKEND"}, {"thp"}}).backend, BACKEND_THP);
+    cr_expect_eq(parse((struct env){{"PYHUGE_BACKEND"}, {"hugetlb"}}).backend, BACKEND_HUGETLB);
+    cr_expect_not(parse((struct env){{"PYHUGE_BACKEND"}, {"off"}}).enabled, "off is pass-through");
+    cr_expect_stderr_eq_str("");
+}
+
+Test(options, unknown_backend_is_auto)
+{
+    cr_expect_eq(parse((struct env){{"PYHUGE_BACKEND"}, {"1g"}}).backend, BACKEND_AUTO);
+    cr_expect_stderr_neq_str("");
+}
