@@ -1,15 +1,17 @@
 /*
- * After fork, parent and child share every private huge page copy-on-write,
- * and only the parent holds reservations for them: the first write by
- * either side needs a free huge page, and with the pool drained the child
- * dies of SIGBUS (FACTS.md, reproduced in test/fork). So the child moves its
- * inherited huge pages into memory of its own before fork() returns to it:
- * fresh reserved huge pages while the pool has them, ordinary pages after.
- * It only reads the shared pages, which needs no page. The forking parent
- * thread waits (atfork parent handler) until the child is done, so that the
- * parent cannot write, copy and, with no free page, take a page from under
- * the child mid-copy. In CPython that thread holds the GIL, so no other
- * Python thread runs meanwhile either.
+ * After fork, parent and child share every huge page. Private hugetlb pages
+ * are shared copy-on-write with only the parent holding reservations: the
+ * first write by either side needs a free huge page, and with the pool
+ * drained the child dies of SIGBUS (FACTS.md; test/fork). So the shim maps
+ * its huge pages MAP_SHARED (shim.c, new_huge_page): writes need no new
+ * page, nothing can be taken from anyone. Sharing must not outlive fork(),
+ * though: the child moves its inherited pages into memory of its own before
+ * fork() returns to it, fresh huge pages while the pool has them, ordinary
+ * pages after. The forking thread in the parent waits until the child is
+ * done (it holds the GIL, so no Python code runs in the parent meanwhile),
+ * so the child copies the heap as it was at fork. Threads writing without
+ * the GIL (os.read into a new bytes object) may still write during the
+ * copy; they only touch objects of threads the child does not have.
  */
 #include <errno.h>
 #include <string.h>

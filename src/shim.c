@@ -198,11 +198,21 @@ void note_page_returned(void) { shim.retry_at_ns = 0; }
 /* A new hugetlb page where the kernel likes, reserved and faulted in.
  * Returns its address, or 0 with *reason set. Never MAP_NORESERVE: without
  * it the kernel reserves the page at mmap time and says ENOMEM cleanly
- * instead of SIGBUS later. */
+ * instead of SIGBUS later.
+ *
+ * MAP_SHARED, unless PYHUGE_FORK=share: a private hugetlb page is shared
+ * copy-on-write after fork, and a write by the parent while the pool is dry
+ * takes the page away from the child. Some parent writes cannot be stopped
+ * (a thread filling a bytes object with the GIL released: os.read, recv),
+ * and they killed children mid-copy (test/fork/gil_free_writer.py). A shared
+ * page needs no copy when either side writes, so nothing can be taken; the
+ * child replaces it with memory of its own before fork() returns to it
+ * (fork.c), so neither ever sees the other's writes to live objects. */
 uintptr_t new_huge_page(int *reason)
 {
+    int share = shim.opt.fork == FORK_SHARE ? MAP_PRIVATE : MAP_SHARED;
     intptr_t r = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+                         share | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
     if (os_failed(r)) {
         log_debug("hugetlb mmap refused (errno %d)", (int)-r);
         *reason = PYHUGE_FALLBACK_POOL;

@@ -76,3 +76,37 @@ Test(fork, children_on_the_thp_tier_need_nothing)
                      count_lines(r.out, "child 2 exit=0"), 3, "%s", r.out);
     cr_expect(strstr(r.err, " thp=0 ") == NULL, "the arenas were on the THP tier: %s", r.err);
 }
+
+/* Another thread writes into arena memory with the GIL released (os.read
+ * into a fresh bytes object) while the main thread forks: private huge
+ * pages let the parent take a page from the copying child; ours cannot. */
+static void run_gil_free(char *fork_mode)
+{
+    char *argv[] = {PYTHON, GIL_FREE_WRITER_PY, "8", NULL};
+    char *env[] = {PRELOAD, fork_mode, NULL};
+    run(&r, env, argv);
+}
+
+static int deaths(void)
+{
+    int n = 0;
+    for (const char *p = r.out; (p = strstr(p, "signal=")); p++)
+        n++;
+    return n;
+}
+
+Test(fork, children_survive_a_parent_thread_writing_without_the_gil)
+{
+    run_gil_free("PYHUGE_FORK=copy");
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_expect_eq(field(r.out, "heap", 0, "pool_free"), 0, "drained:\n%s", r.out);
+    cr_expect_eq(deaths(), 0, "no child killed:\n%s", r.out);
+    cr_expect(strstr(r.out, "exit=3") == NULL, "every child saw its own heap:\n%s", r.out);
+    cr_expect_eq(count_lines(r.out, "child"), 8);
+}
+
+Test(fork, private_huge_pages_lose_children_to_a_gil_free_writer)
+{
+    run_gil_free("PYHUGE_FORK=share");
+    cr_expect_geq(deaths(), 1, "the hazard is real on this kernel:\n%s", r.out);
+}

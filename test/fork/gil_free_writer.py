@@ -1,0 +1,68 @@
+"""fork() while another thread writes into arena memory without the GIL, as
+multiprocessing's result-handler thread does all the time: os.read()
+allocates its small bytes object in a pymalloc arena, releases the GIL and
+lets the kernel write into it. The parent drains the pool first, then forks
+CHILDREN children that each write to every inherited object. Prints
+'child K exit=0' or 'child K signal=7' (SIGBUS) per child, then 'parent ok'.
+Usage: gil_free_writer.py [CHILDREN]"""
+import os
+import sys
+import threading
+
+
+def pool_free():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("HugePages_Free:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    heap = []
+    for _ in range(100000):
+        heap.append([(i, "s%d" % i) for i in range(20000)])
+        if pool_free() == 0 and len(heap) > 8:
+            break
+    expected = sum(t[0] for chunk in heap for t in chunk)
+    r, w = os.pipe()
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            os.read(r, 64)
+
+    def writer():
+        while not stop.is_set():
+            os.write(w, b"x" * 64)
+
+    threads = [threading.Thread(target=reader), threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    print("heap chunks=%d pool_free=%d" % (len(heap), pool_free()), flush=True)
+    results = []
+    for k in range(n):
+        pid = os.fork()
+        if pid == 0:
+            total = 0
+            for chunk in heap:
+                for t in chunk:
+                    total += t[0]
+                chunk.append(None)
+            os._exit(0 if total == expected else 3)
+        _, status = os.waitpid(pid, 0)
+        results.append(status)
+    stop.set()
+    os.write(w, b"x" * 64)
+    for t in threads:
+        t.join()
+    for k, status in enumerate(results):
+        if os.WIFSIGNALED(status):
+            print("child %d signal=%d" % (k, os.WTERMSIG(status)))
+        else:
+            print("child %d exit=%d" % (k, os.WEXITSTATUS(status)))
+    print("parent ok")
+
+
+main()
