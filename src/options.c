@@ -146,6 +146,9 @@ static const struct variable variables[] = {
 
 #define NVARIABLES (sizeof variables / sizeof variables[0])
 
+/* Read by pyhuge's tools, not by the library: not misspellings. */
+static const char *const tool_variables[] = {"PYHUGE_LIB", "PYHUGE_DEMO_PAGES"};
+
 static void warn_unknown(char *const *env)
 {
     for (; env && *env; env++) {
@@ -156,6 +159,8 @@ static void warn_unknown(char *const *env)
         bool known = false;
         for (size_t i = 0; i < NVARIABLES && !known; i++)
             known = strlen(variables[i].name) == len && strncmp(variables[i].name, e, len) == 0;
+        for (size_t i = 0; i < sizeof tool_variables / sizeof *tool_variables && !known; i++)
+            known = strlen(tool_variables[i]) == len && strncmp(tool_variables[i], e, len) == 0;
         if (!known)
             log_warn("%.*s is not a pyhuge variable (misspelt?); ignored", (int)len, e);
     }

@@ -22,7 +22,12 @@ work=$(mktemp -d /tmp/pyhuge-deb-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 tree="$work/pyhuge-0.1.0"
 mkdir -p "$tree"
-( cd "$src" && cp -r meson.build include src test tools doc scripts debian LICENSE README.md "$tree"/ )
+# What git tracks (as it is in the working tree); every file, outside git.
+if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    ( cd "$src" && git ls-files -z | xargs -0 tar cf - ) | tar xf - -C "$tree"
+else
+    ( cd "$src" && tar cf - --exclude='./build*' . ) | tar xf - -C "$tree"
+fi
 check "dpkg-buildpackage -b -us -uc builds the package" \
     bash -c "cd '$tree' && dpkg-buildpackage -b -us -uc"
 deb=$(ls "$work"/pyhuge_*_*.deb 2>/dev/null | head -1)

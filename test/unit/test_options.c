@@ -131,7 +131,7 @@ Test(options, cache_pages_bounded)
 Test(options, misspelt_variable_is_named)
 {
     struct options o;
-    char *env[] = {"PATH=/bin", "PYHUGE_VERBSE=2", "PYHUGE_STATS=1", NULL};
+    char *env[] = {"PATH=/bin", "PYHUGE_VERBSE=2", "PYHUGE_STATS=1", "PYHUGE_LIB=/x.so", NULL};
     struct env e = {{0}, {0}};
     options_parse(&o, lookup, &e, env);
     fflush(stderr);
@@ -139,6 +139,7 @@ Test(options, misspelt_variable_is_named)
     fread(buf, 1, sizeof buf - 1, cr_get_redirected_stderr());
     cr_expect(strstr(buf, "PYHUGE_VERBSE is not a pyhuge variable") != NULL, "got: %s", buf);
     cr_expect(strstr(buf, "PYHUGE_STATS is not") == NULL, "got: %s", buf);
+    cr_expect(strstr(buf, "PYHUGE_LIB") == NULL, "the tools' own variable: %s", buf);
 }
 
 Test(options, fork_modes)
