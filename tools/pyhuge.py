@@ -308,23 +308,29 @@ def cmd_check(a):
     kver = tuple(int(x) for x in re.findall(r"\d+", uname.release)[:2])
     sizes = pool_sizes()
     if not sizes:
-        problems.append(("impossible", "this kernel has no hugetlb support (/sys/kernel/mm/hugepages)",
-                         "a kernel built with CONFIG_HUGETLBFS"))
+        print("huge pages      none: this kernel has no hugetlb support")
     for s in sizes:
         print("huge pages      %7s: pool %d, free %d, reserved %d, surplus %d"
               % (human(s["kb"] * 1024), s["total"], s["free"], s["reserved"], s["surplus"]))
     two = next((s for s in sizes if s["kb"] == 2048), None)
+    thp = (read("/sys/kernel/mm/transparent_hugepage/enabled", "") or "").strip()
+    defrag = (read("/sys/kernel/mm/transparent_hugepage/defrag", "") or "").strip()
+    thp_on = bool(thp) and "[never]" not in thp
+    print("THP             enabled: %s; defrag: %s" % (thp or "unavailable", defrag or "-"))
+    elsewhere = ("transparent huge pages (the THP tier)" if thp_on else "ordinary pages")
     if sizes and not two:
-        problems.append(("impossible", "no 2 MiB huge page size on this machine", None))
+        problems.append(("degraded", "no 2 MiB hugetlb page size: arenas go to %s" % elsewhere, None))
     elif two and two["total"] == 0:
-        problems.append(("degraded", "the 2 MiB pool is empty: arenas will use ordinary pages",
+        problems.append(("degraded", "the 2 MiB pool is empty: arenas go to %s" % elsewhere,
                          "sudo pyhuge reserve 512M   (or the heap size of your service)"))
     elif two and two["free"] - two["reserved"] < 32:
-        problems.append(("degraded", "only %d free 2 MiB pages in the pool" % (two["free"] - two["reserved"]),
-                         "sudo pyhuge reserve 512M"))
-    thp = read("/sys/kernel/mm/transparent_hugepage/enabled", "").strip()
-    defrag = read("/sys/kernel/mm/transparent_hugepage/defrag", "").strip()
-    print("THP             enabled: %s; defrag: %s" % (thp or "unavailable", defrag or "-"))
+        problems.append(("degraded", "only %d free 2 MiB pages in the pool; then %s"
+                         % (two["free"] - two["reserved"], elsewhere), "sudo pyhuge reserve 512M"))
+    if not thp_on:
+        print("                (no THP tier: with no pool, arenas stay on ordinary pages)")
+        if not two:
+            problems.append(("impossible", "neither 2 MiB hugetlb pages nor transparent huge pages "
+                             "on this kernel", None))
     if kver < (5, 14):
         problems.append(("degraded", "kernel before 5.14: a hugetlb cgroup fault limit cannot be "
                          "detected at allocation time", "a 5.14+ kernel"))
