@@ -5,7 +5,8 @@
 
 Configurations (each only where its library is installed):
   stock          the Python as it is
-  pyhuge         LD_PRELOAD=libpyhuge.so
+  pyhuge         LD_PRELOAD=libpyhuge.so (hugetlb pool, then THP)
+  pyhuge-thp     the same with PYHUGE_BACKEND=thp: no pool needed
   mimalloc       PYTHONMALLOC=malloc + libmimalloc.so.2, MIMALLOC_LARGE_OS_PAGES=1
   jemalloc       PYTHONMALLOC=malloc + libjemalloc.so.2, MALLOC_CONF=thp:always,metadata_thp:always
   glibc-hugetlb1 PYTHONMALLOC=malloc, GLIBC_TUNABLES=glibc.malloc.hugetlb=1
@@ -37,9 +38,11 @@ LIBDIR = "/usr/lib/x86_64-linux-gnu"
 
 def configs(lib):
     base = dict(os.environ)
-    for k in ("LD_PRELOAD", "PYTHONMALLOC", "GLIBC_TUNABLES", "MALLOC_CONF", "MIMALLOC_LARGE_OS_PAGES"):
+    for k in ("LD_PRELOAD", "PYTHONMALLOC", "GLIBC_TUNABLES", "MALLOC_CONF", "MIMALLOC_LARGE_OS_PAGES",
+              "PYHUGE_BACKEND"):
         base.pop(k, None)
-    out = {"stock": base, "pyhuge": dict(base, LD_PRELOAD=lib)}
+    out = {"stock": base, "pyhuge": dict(base, LD_PRELOAD=lib),
+           "pyhuge-thp": dict(base, LD_PRELOAD=lib, PYHUGE_BACKEND="thp")}
     mi, je = os.path.join(LIBDIR, "libmimalloc.so.2"), os.path.join(LIBDIR, "libjemalloc.so.2")
     if os.path.exists(mi):
         out["mimalloc"] = dict(base, PYTHONMALLOC="malloc", LD_PRELOAD=mi, MIMALLOC_LARGE_OS_PAGES="1")
