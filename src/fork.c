@@ -24,23 +24,11 @@
  * its reservation; false when the pool has none or the kernel refuses. */
 static bool rehome_huge(uint32_t idx)
 {
-    struct page *p = &shim.table.pages[idx];
-    uintptr_t pa = table_page_addr(&shim.table, idx);
-    size_t slot = (size_t)1 << p->shift;
-    unsigned n = 1u << (TABLE_PAGE_SHIFT - p->shift);
     int reason;
     uintptr_t tmp = new_huge_page(&reason);
-    if (!tmp)
+    if (!tmp || move_live_slots(idx, tmp) != 0)
         return false;
-    for (unsigned i = 0; i < n; i++)
-        if (p->live & (1u << i))
-            memcpy((char *)tmp + i * slot, (char *)pa + i * slot, slot);
-    intptr_t r = os_mremap((void *)tmp, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
-                           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)pa);
-    if (os_failed(r)) {
-        os_munmap((void *)tmp, TABLE_PAGE_SIZE);
-        return false;
-    }
+    struct page *p = &shim.table.pages[idx];
     p->dirty = p->live; /* the free slots of the new page are zero */
     return true;
 }

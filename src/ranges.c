@@ -12,6 +12,23 @@
 
 /* ---- giving memory back ------------------------------------------------- */
 
+int move_live_slots(uint32_t idx, uintptr_t to)
+{
+    const struct page *p = &shim.table.pages[idx];
+    uintptr_t pa = table_page_addr(&shim.table, idx);
+    size_t slot = (size_t)1 << p->shift;
+    for (unsigned i = 0; i < 1u << (TABLE_PAGE_SHIFT - p->shift); i++)
+        if (p->live & (1u << i))
+            memcpy((char *)to + i * slot, (char *)pa + i * slot, slot);
+    intptr_t r = os_mremap((void *)to, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
+                           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)pa);
+    if (os_failed(r)) {
+        os_munmap((void *)to, TABLE_PAGE_SIZE);
+        return (int)r;
+    }
+    return 0;
+}
+
 /* Copies the live slots of a HUGE page to ordinary pages and moves those
  * over it in one mremap, so the arenas keep their addresses and contents.
  * Free slots become reserved address space. */
@@ -36,15 +53,9 @@ int demote(uint32_t idx)
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (os_failed(tmp))
         return (int)tmp;
-    for (unsigned i = 0; i < n; i++)
-        if (p->live & (1u << i))
-            memcpy((char *)tmp + i * slot, (char *)pa + i * slot, slot);
-    intptr_t r = os_mremap((void *)tmp, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
-                           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)pa);
-    if (os_failed(r)) {
-        os_munmap((void *)tmp, TABLE_PAGE_SIZE);
-        return (int)r;
-    }
+    int e = move_live_slots(idx, (uintptr_t)tmp);
+    if (e)
+        return e;
     for (unsigned i = 0; i < n; i++)
         if (!(p->live & (1u << i)))
             reserve(pa + i * slot, slot);

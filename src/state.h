@@ -84,6 +84,9 @@ void note_page_returned(void);
 uintptr_t new_huge_page(int *reason);
 /* Moves the live slots of a HUGE page to ordinary pages in place. 0 or -errno. */
 int demote(uint32_t idx);
+/* Copies the live slots of page idx into the 2 MiB mapping at `to` and
+ * moves that over the page in one mremap. 0, or -errno with `to` unmapped. */
+int move_live_slots(uint32_t idx, uintptr_t to);
 
 /* fork.c: the pthread_atfork handlers. */
 void fork_prepare(void);
