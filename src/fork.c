@@ -14,7 +14,6 @@
  * copy; they only touch objects of threads the child does not have.
  */
 #include <errno.h>
-#include <string.h>
 
 #include "log.h"
 #include "os.h"
