@@ -104,18 +104,19 @@ def failed_tests(output):
 
 
 def sum_stats(path):
-    huge = fallback = procs = 0
+    huge = fallback = thp = procs = 0
     try:
         with open(path) as f:
             for line in f:
-                m = re.search(r"arenas huge=(\d+) fallback=(\d+)", line)
+                m = re.search(r"arenas huge=(\d+) fallback=(\d+)(?: thp=(\d+))?", line)
                 if m:
                     huge += int(m.group(1))
                     fallback += int(m.group(2))
+                    thp += int(m.group(3) or 0)
                     procs += 1
     except OSError:
         pass
-    return huge, fallback, procs
+    return huge, fallback, thp, procs
 
 
 def run_config(py, tests, name, pages, lib, jobs, timeout):
@@ -135,10 +136,10 @@ def run_config(py, tests, name, pages, lib, jobs, timeout):
     result = {
         "config": name, "exit": proc.returncode, "seconds": time.time() - t0,
         "failed": failed_tests(proc.stdout), "output": proc.stdout,
-        "huge": 0, "fallback": 0, "procs": 0,
+        "huge": 0, "fallback": 0, "thp": 0, "procs": 0,
     }
     if stats:
-        result["huge"], result["fallback"], result["procs"] = sum_stats(stats)
+        result["huge"], result["fallback"], result["thp"], result["procs"] = sum_stats(stats)
         os.unlink(stats)
     return result
 
@@ -191,14 +192,14 @@ def main():
                 r = runs[name]
                 new = sorted(r["failed"] - stock_failed)
                 ok = not new and r["huge"] > 0
-                row[name] = {"ok": ok, "new_failures": new, "huge": r["huge"],
+                row[name] = {"ok": ok, "new_failures": new, "huge": r["huge"], "thp": r["thp"],
                              "fallback": r["fallback"], "procs": r["procs"],
                              "seconds": round(r["seconds"])}
                 why = ("new failures: %s" % " ".join(new)) if new else (
                     "no arena on huge pages" if r["huge"] == 0 else "")
-                cases.append((ok, "%s (%s) %s pool: %d files, %d arenas huge, %d fallback in %d "
-                              "processes%s" % (version, py, name, len(tests), r["huge"], r["fallback"],
-                                               r["procs"], ("; " + why) if why else "")))
+                cases.append((ok, "%s (%s) %s pool: %d files, arenas %d huge, %d THP, %d ordinary in "
+                              "%d processes%s" % (version, py, name, len(tests), r["huge"], r["thp"],
+                                                  r["fallback"], r["procs"], ("; " + why) if why else "")))
             rows.append(row)
     finally:
         set_pool(pool_before)
@@ -212,7 +213,8 @@ def main():
             c = row[name]
             verdict = "same as stock" if c["ok"] else ("NEW FAILURES: %s" % " ".join(c["new_failures"])
                                                       if c["new_failures"] else "no huge pages")
-            cells.append("%s; %d arenas huge, %d fallback" % (verdict, c["huge"], c["fallback"]))
+            cells.append("%s; arenas: %d huge, %d THP, %d ordinary" % (verdict, c["huge"], c["thp"],
+                                                                      c["fallback"]))
         table.append("| %s | %s | %s | %d | %s | %s | %s |" % (
             row["version"], row["linkage"], row["arena"], row["files"], stock, cells[0], cells[1]))
     if a.tap:
