@@ -107,6 +107,12 @@ Test(fork, children_survive_a_parent_thread_writing_without_the_gil)
 
 Test(fork, private_huge_pages_lose_children_to_a_gil_free_writer)
 {
-    run_gil_free("PYHUGE_FORK=share");
-    cr_expect_geq(deaths(), 1, "the hazard is real on this kernel:\n%s", r.out);
+    /* Whether the parent's write comes before a child's read is timing:
+     * killed children in any of four runs show the hazard. */
+    int killed = 0;
+    for (int i = 0; i < 4 && !killed; i++) {
+        run_gil_free("PYHUGE_FORK=share");
+        killed = deaths();
+    }
+    cr_expect_geq(killed, 1, "the hazard is real on this kernel:\n%s", r.out);
 }

@@ -1,7 +1,8 @@
 """fork() while another thread writes into arena memory without the GIL, as
-multiprocessing's result-handler thread does all the time: os.read()
-allocates its small bytes object in a pymalloc arena, releases the GIL and
-lets the kernel write into it. The parent drains the pool first, then forks
+multiprocessing's result-handler thread does all the time (os.read makes a
+small bytes object in a pymalloc arena, releases the GIL and lets the
+kernel write into it). Here the reader uses os.readv into small bytearrays
+made first, so that the writes surely land on huge pages. The parent drains the pool first, then forks
 CHILDREN children that each write to every inherited object. Prints
 'child K exit=0' or 'child K signal=7' (SIGBUS) per child, then 'parent ok'.
 Usage: gil_free_writer.py [CHILDREN]"""
@@ -20,6 +21,7 @@ def pool_free():
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    bufs = [bytearray(64) for _ in range(4096)]  # on the first, huge, pages
     heap = []
     for _ in range(100000):
         heap.append([(i, "s%d" % i) for i in range(20000)])
@@ -27,15 +29,21 @@ def main():
             break
     expected = sum(t[0] for chunk in heap for t in chunk)
     r, w = os.pipe()
+    os.set_blocking(w, False)  # a full pipe must never block the writer at the end
     stop = threading.Event()
 
     def reader():
+        i = 0
         while not stop.is_set():
-            os.read(r, 64)
+            os.readv(r, [bufs[i % len(bufs)]])  # the kernel writes, the GIL released
+            i += 1
 
     def writer():
         while not stop.is_set():
-            os.write(w, b"x" * 64)
+            try:
+                os.write(w, b"x" * 64)
+            except BlockingIOError:
+                pass
 
     threads = [threading.Thread(target=reader), threading.Thread(target=writer)]
     for t in threads:
@@ -54,9 +62,11 @@ def main():
         _, status = os.waitpid(pid, 0)
         results.append(status)
     stop.set()
-    os.write(w, b"x" * 64)
-    for t in threads:
+    for t in threads[1:]:
         t.join()
+    os.set_blocking(w, True)
+    os.write(w, b"x")  # wakes the reader if it waits on an empty pipe
+    threads[0].join()
     for k, status in enumerate(results):
         if os.WIFSIGNALED(status):
             print("child %d signal=%d" % (k, os.WTERMSIG(status)))
