@@ -2,6 +2,7 @@
 # Installs the Debian packages a job needs, only those missing.
 #   scripts/install-deps.sh build    compiler, meson, ninja
 #   scripts/install-deps.sh test     the above and Criterion
+#   scripts/install-deps.sh bench    build, and the allocators the benchmarks compare
 set -euo pipefail
 pkgs=(gcc meson ninja-build pkg-config python3)
 # The test suite of Debian's own python3.11, for the regression-test slice.
@@ -9,6 +10,8 @@ pkgs=(gcc meson ninja-build pkg-config python3)
 # draws `pyhuge ab --png` charts.
 [ "${1:-build}" = test ] && pkgs+=(libcriterion-dev libpython3.11-testsuite dpkg-dev debhelper
                                    python3-matplotlib)
+# The alternatives a user would pick instead of pyhuge, and the chart.
+[ "${1:-build}" = bench ] && pkgs+=(libmimalloc2.0 libjemalloc2 python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

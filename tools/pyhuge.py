@@ -526,38 +526,58 @@ METRICS = [
     ("minor_faults", "minor page faults", "%.0f"),
     ("peak_mem_mib", "peak RSS + hugetlb (MiB)", "%.1f"),
     ("peak_hugetlb_mib", "peak hugetlb (MiB)", "%.1f"),
+    ("peak_thp_mib", "peak AnonHugePages (MiB)", "%.1f"),
     ("pool_pages", "huge pages taken from pool", "%.0f"),
 ]
 
 
 def measure(cmd, env, interval=0.01):
-    """One run: wall/user/sys time and minor faults (wait4's rusage), peak
-    memory counted as RSS plus hugetlb (sampled every 10 ms from
-    /proc/PID/status: hugetlb is not in RSS), and the pool pages it took
-    (/proc/meminfo)."""
+    """One run: wall/user/sys time and minor faults (wait4's rusage; the
+    wait blocks, so wall time is exact), peak memory counted as RSS plus
+    hugetlb (sampled every 10 ms from /proc/PID/status: hugetlb is not in
+    RSS), peak transparent huge page memory (AnonHugePages in
+    /proc/PID/smaps_rollup, every 50 ms: it walks page tables), and the pool
+    pages it took (/proc/meminfo)."""
+    import threading
+
     def pool_in_use():
         m = meminfo()
         return m.get("HugePages_Total", 0) - m.get("HugePages_Free", 0)
     pool0 = pool_in_use()
+    peak = {"mem": 0, "huge": 0, "thp": 0, "pool": 0}
+    done = threading.Event()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-    peak_mem = peak_huge = peak_pool = 0
-    status = "/proc/%d/status" % proc.pid
-    while True:
-        pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        s = kv_kb(read(status, ""), ("VmRSS", "HugetlbPages"))
-        if s:
-            peak_mem = max(peak_mem, s.get("VmRSS", 0) + s.get("HugetlbPages", 0))
-            peak_huge = max(peak_huge, s.get("HugetlbPages", 0))
-        peak_pool = max(peak_pool, pool_in_use() - pool0)
-        time.sleep(interval)
+    status, rollup = "/proc/%d/status" % proc.pid, "/proc/%d/smaps_rollup" % proc.pid
+
+    def sample():
+        n = 0
+        while not done.is_set():
+            s = kv_kb(read(status, ""), ("VmRSS", "HugetlbPages"))
+            if s:
+                peak["mem"] = max(peak["mem"], s.get("VmRSS", 0) + s.get("HugetlbPages", 0))
+                peak["huge"] = max(peak["huge"], s.get("HugetlbPages", 0))
+            if n % 5 == 0:
+                r = kv_kb(read(rollup, ""), ("AnonHugePages",))
+                peak["thp"] = max(peak["thp"], r.get("AnonHugePages", 0))
+            peak["pool"] = max(peak["pool"], pool_in_use() - pool0)
+            n += 1
+            done.wait(interval)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    # The sampler reads /proc/PID/* of a child that is not yet reaped, so the
+    # PID cannot be reused under it; waitid(WNOWAIT) waits without reaping.
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
     wall = time.monotonic() - t0
+    done.set()
+    sampler.join()
+    pid, st, ru = os.wait4(proc.pid, 0)
+    proc.returncode = 0  # reaped here: keep Popen from waiting again
     code = (st >> 8) & 0xff if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
     return {"exit": code, "wall_s": wall, "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
-            "minor_faults": ru.ru_minflt, "peak_mem_mib": max(peak_mem, ru.ru_maxrss) / 1024,
-            "peak_hugetlb_mib": peak_huge / 1024, "pool_pages": peak_pool}
+            "minor_faults": ru.ru_minflt, "peak_mem_mib": max(peak["mem"], ru.ru_maxrss) / 1024,
+            "peak_hugetlb_mib": peak["huge"] / 1024, "peak_thp_mib": peak["thp"] / 1024,
+            "pool_pages": peak["pool"]}
 
 
 def bootstrap_ratio(a, b, n=4000, seed=1):
