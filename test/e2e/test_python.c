@@ -141,6 +141,32 @@ Test(python, verbose_says_why_nothing_was_done_in_a_non_python, .timeout = 60)
     cr_expect(strstr(r.err, "stats:") == NULL, "no stats line for a non-Python: %s", r.err);
 }
 
+/* A CPython that makes no arena request (as the free-threaded build, which
+ * uses mimalloc, and PYTHONMALLOC=malloc): the same answers, not one huge
+ * page taken, and the reason at PYHUGE_VERBOSE=1. */
+Test(python, python_without_arenas_runs_unaffected_and_says_why, .fini = pool_restore,
+     .timeout = 120)
+{
+    char exe[512];
+    if (!find_python(&(struct python){"system"}, exe, sizeof exe) &&
+        !find_python(&(struct python){"3.12"}, exe, sizeof exe))
+        cr_skip_test("no Python on this machine");
+    pool_require(64);
+    long free0 = meminfo("HugePages_Free");
+    char *argv[] = {exe, WORKLOAD_PY, NULL};
+    static struct run plain, shim;
+    char *plain_env[] = {"PYTHONMALLOC=malloc", NULL};
+    run(&plain, plain_env, argv);
+    char *env[] = {PRELOAD, "PYTHONMALLOC=malloc", "PYHUGE_VERBOSE=1", NULL};
+    run(&shim, env, argv);
+    cr_assert_eq(shim.status, 0, "%s", shim.err);
+    cr_expect_eq(field(shim.out, "result", 0, "checksum"), field(plain.out, "result", 0, "checksum"));
+    cr_expect_eq(field(shim.out, "result", 0, "hugetlb_kb"), 0);
+    cr_expect(strstr(shim.err, "CPython made no pymalloc arena request") != NULL, "stderr: %s",
+              shim.err);
+    cr_expect_eq(meminfo("HugePages_Free"), free0);
+}
+
 /* The kernel's pool counters are back where they were after a Python under
  * the shim is killed with SIGKILL or crashes, huge pages in hand. */
 Test(python, pool_whole_after_kill_9_and_crash, .fini = pool_restore, .timeout = 120)
