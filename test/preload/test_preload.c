@@ -4,6 +4,7 @@
  * against /proc/self/smaps and /proc/meminfo.
  */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -328,35 +329,49 @@ Test(preload, bad_input_gets_the_kernels_own_answers, .init = pool_16)
 
 /* ---- the transparent huge page tier ------------------------------------- */
 
-#define THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
+#define THP_DIR "/sys/kernel/mm/transparent_hugepage/"
 
-static char thp_before[32];
+static char thp_before[32], defrag_before[32];
 
-/* Sets the kernel's THP mode for one test; restored by thp_restore. */
-static void thp_set(const char *mode)
+/* Sets one of the kernel's THP settings (the file under THP_DIR) for one
+ * test, keeping the first value seen in saved; thp_restore puts it back. */
+static void thp_write(const char *file, const char *mode, char *saved, size_t saved_len)
 {
-    FILE *f = fopen(THP_ENABLED, "r");
+    char path[128];
+    snprintf(path, sizeof path, THP_DIR "%s", file);
+    FILE *f = fopen(path, "r");
     char line[128] = {0};
     if (!f || !fgets(line, sizeof line, f))
-        cr_skip_test("no %s: this kernel has no THP", THP_ENABLED);
+        cr_skip_test("no %s: this kernel has no THP", path);
     fclose(f);
     char *open_b = strchr(line, '['), *close_b = open_b ? strchr(open_b, ']') : NULL;
-    if (!thp_before[0] && open_b && close_b)
-        snprintf(thp_before, sizeof thp_before, "%.*s", (int)(close_b - open_b - 1), open_b + 1);
-    f = fopen(THP_ENABLED, "w");
+    if (!saved[0] && open_b && close_b)
+        snprintf(saved, saved_len, "%.*s", (int)(close_b - open_b - 1), open_b + 1);
+    f = fopen(path, "w");
     if (!f || fputs(mode, f) < 0 || fclose(f) != 0)
-        cr_skip_test("cannot set THP to %s (needs root)", mode);
+        cr_skip_test("cannot set %s to %s (needs root)", path, mode);
+}
+
+static void thp_set(const char *mode) { thp_write("enabled", mode, thp_before, sizeof thp_before); }
+
+static void thp_put_back(const char *file, char *saved)
+{
+    if (!saved[0])
+        return;
+    char path[128];
+    snprintf(path, sizeof path, THP_DIR "%s", file);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(saved, f);
+        fclose(f);
+    }
+    saved[0] = 0;
 }
 
 static void thp_restore(void)
 {
-    if (thp_before[0]) {
-        FILE *f = fopen(THP_ENABLED, "w");
-        if (f) {
-            fputs(thp_before, f);
-            fclose(f);
-        }
-    }
+    thp_put_back("enabled", thp_before);
+    thp_put_back("defrag", defrag_before);
     pool_restore();
 }
 
@@ -394,6 +409,34 @@ Test(thp, works_with_thp_always, .fini = thp_restore)
     char *env[] = {PRELOAD, "PYHUGE_BACKEND=thp", NULL};
     ARENAS("alloc", KiB256, "alloc", KiB256, "stats");
     cr_expect_eq(field(r.out, "arena=", 0, "huge"), 2, "%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "thp"), 2);
+}
+
+/* Every defrag setting: the tier works (on memory compacted first, so that
+ * the settings that never compact have a free 2 MiB block to find). */
+struct defrag {
+    char mode[16]; /* Criterion copies parameters into the test's process: no pointers */
+};
+
+ParameterizedTestParameters(thp, works_under_every_defrag_setting)
+{
+    static struct defrag settings[] = {{"always"}, {"defer"}, {"defer+madvise"}, {"madvise"}, {"never"}};
+    return cr_make_param_array(struct defrag, settings, sizeof settings / sizeof settings[0]);
+}
+
+ParameterizedTest(struct defrag *defrag, thp, works_under_every_defrag_setting, .fini = thp_restore)
+{
+    thp_set("madvise");
+    thp_write("defrag", defrag->mode, defrag_before, sizeof defrag_before);
+    FILE *f = fopen("/proc/sys/vm/compact_memory", "w");
+    if (f) {
+        fputs("1", f);
+        fclose(f);
+    }
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=thp", NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "check", "0", "stats");
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 2, "defrag=%s:\n%s", defrag->mode, r.out);
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1);
     cr_expect_eq(field(r.out, "stats", 0, "thp"), 2);
 }
 
