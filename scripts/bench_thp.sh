@@ -6,7 +6,8 @@
 # that bench/fragment has left in 4 KiB pieces; prints one Markdown row each:
 # median, 99th percentile and worst time per arena, total, and the arena
 # memory the kernel put on transparent huge pages. THP is set to madvise
-# for the run, the distro default. Needs root to change the THP settings
+# for the run, the distro default, and proactive compaction off (it would
+# mend the fragmentation in the background). Needs root to change the THP settings
 # (without it: the current setting only); restores them.
 #
 #   scripts/bench_thp.sh [BUILD_DIR]
@@ -22,8 +23,14 @@ settings=("$(sed 's/.*\[\(.*\)\].*/\1/' "$thp/defrag")")
 if [ "$(id -u)" = 0 ]; then
     old_enabled=$(sed 's/.*\[\(.*\)\].*/\1/' "$thp/enabled")
     old_defrag=${settings[0]}
-    trap 'echo "$old_enabled" > $thp/enabled; echo "$old_defrag" > $thp/defrag' EXIT
+    # Proactive compaction would mend the fragmentation in the background
+    # before the faults come; off for the run, to see the worst case.
+    proactive=/proc/sys/vm/compaction_proactiveness
+    old_proactive=$(cat "$proactive" 2>/dev/null || echo "")
+    trap 'echo "$old_enabled" > $thp/enabled; echo "$old_defrag" > $thp/defrag
+          [ -z "$old_proactive" ] || echo "$old_proactive" > $proactive' EXIT
     echo madvise > "$thp/enabled"
+    [ -z "$old_proactive" ] || echo 0 > "$proactive"
     settings=(always defer defer+madvise madvise never)
 else
     echo "not root: measuring the current defrag setting only (${settings[0]})" >&2
