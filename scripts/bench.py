@@ -148,6 +148,50 @@ def markdown(py, summary, cfgs):
     return "\n".join(lines) + "\n"
 
 
+# CPython's own huge-page build, on its workloads (wall time ratio to stock).
+TARGETS = {"tuples": 0.705, "fragmentation": 0.735, "mixed_sizes": 0.749, "bulk_small_alloc": 0.779,
+           "slots_instances": 0.800, "arena_pressure": 0.879, "random_walk": 0.924}
+ALTERNATIVES = ("mimalloc", "jemalloc", "glibc-hugetlb1", "glibc-hugetlb2")
+
+
+def goals(py, summary, cfgs):
+    """The speed goals, held against this run: each says met or not."""
+    alts = [c for c in ALTERNATIVES if c in cfgs]
+    lines = ["Goals (%s): wall ratio to stock; the best alternative is the lowest of %s." % (
+        py, ", ".join(alts)), "",
+             "| workload | target | pyhuge | pyhuge-thp | best alternative | pyhuge meets target | pyhuge ahead of all | extra peak memory (MiB) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for w, per in summary.items():
+        ratio = lambda c: per[c]["wall_s"]["ratio"] if c in per and not per[c]["failed_runs"] else None
+        mine, thp = ratio("pyhuge"), ratio("pyhuge-thp")
+        best = min(((ratio(c), c) for c in alts if ratio(c) is not None), default=(None, "-"))
+        if w == "startup":
+            target, meets = "1.03", (mine is not None and mine <= 1.03)
+        elif w in TARGETS:
+            target, meets = "%.3f" % TARGETS[w], (mine is not None and mine <= TARGETS[w])
+        else:
+            target, meets = "-", None
+        ahead = mine is not None and best[0] is not None and mine < best[0]
+        extra = per["pyhuge"]["peak_mem_mib"]["median"] - per["stock"]["peak_mem_mib"]["median"] \
+            if "pyhuge" in per else float("nan")
+        fmt = lambda v: "-" if v is None else "%.2f" % v
+        lines.append("| %s | %s | %s | %s | %s %s | %s | %s | %+.1f%s |" % (
+            w, target, fmt(mine), fmt(thp), best[1], fmt(best[0]),
+            "-" if meets is None else ("yes" if meets else "**no**"), "yes" if ahead else "**no**",
+            extra, "" if extra <= 4 else " **over 4**"))
+    return "\n".join(lines) + "\n"
+
+
+def render(results, out, runs):
+    md = "".join(markdown(py, r["summary"], r["configs"]) + "\n" + goals(py, r["summary"], r["configs"]) + "\n"
+                 for py, r in results.items())
+    with open(os.path.join(out, "bench.md"), "w") as f:
+        f.write("Measured %s with `scripts/bench.py --runs %d`; kernel %s\n\n" % (
+            time.strftime("%Y-%m-%d"), runs, os.uname()[2]) + md)
+    chart(results, os.path.join(out, "bench.png"))
+    return md
+
+
 def chart(results, path):
     try:
         import matplotlib
@@ -185,7 +229,14 @@ def main():
     ap.add_argument("--out", default="bench-results")
     ap.add_argument("--pool", type=int, default=1024, help="pool pages to reserve (default 1024)")
     ap.add_argument("--lib", default=None)
+    ap.add_argument("--report", metavar="JSON", help="only redraw bench.md and bench.png from a bench.json")
     a = ap.parse_args()
+    if a.report:
+        with open(a.report) as f:
+            results = json.load(f)
+        os.makedirs(a.out, exist_ok=True)
+        print(render(results, a.out, next(iter(results.values()))["runs"] if results else 0))
+        return 0
     lib = pyhuge.find_lib(a.lib)
     if not lib:
         ap.error("no libpyhuge.so: build first")
@@ -220,14 +271,9 @@ def main():
         if changed:
             with open(pyhuge.NR_HUGEPAGES, "w") as f:
                 f.write("%d\n" % before)
-    md = "".join(markdown(py, r["summary"], r["configs"]) + "\n" for py, r in results.items())
-    with open(os.path.join(a.out, "bench.md"), "w") as f:
-        f.write("Measured %s with `scripts/bench.py --runs %d`; %s\n\n" % (
-            time.strftime("%Y-%m-%d"), a.runs, " ".join(os.uname()[2:3])) + md)
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump(results, f, indent=1)
-    chart(results, os.path.join(a.out, "bench.png"))
-    print(md)
+    print(render(results, a.out, a.runs))
     print("wrote %s/bench.md, bench.json, bench.png" % a.out)
     return 0
 
