@@ -5,7 +5,9 @@
 # THP defrag setting, on memory as it is (compacted first) and on memory
 # that bench/fragment has left in 4 KiB pieces; prints one Markdown row each:
 # median, 99th percentile and worst time per arena, total, and the arena
-# memory the kernel put on transparent huge pages. THP is set to madvise
+# memory the kernel put on transparent huge pages. The shim runs with
+# PYHUGE_THP_STALL_US=0 (never pause the tier): the point is the kernel's
+# own fault times. THP is set to madvise
 # for the run, the distro default, and proactive compaction off (it would
 # mend the fragmentation in the background). Needs root to change the THP settings
 # (without it: the current setting only); restores them.
@@ -67,6 +69,6 @@ for d in "${settings[@]}"; do
     [ "$(id -u)" = 0 ] && echo "$d" > "$thp/defrag"
     for memory in compacted fragmented; do
         run "$d" "$memory" stock "$prog" "$arenas"
-        run "$d" "$memory" "pyhuge thp" env LD_PRELOAD="$lib" PYHUGE_BACKEND=thp "$prog" "$arenas"
+        run "$d" "$memory" "pyhuge thp" env LD_PRELOAD="$lib" PYHUGE_BACKEND=thp PYHUGE_THP_STALL_US=0 "$prog" "$arenas"
     done
 done

@@ -128,6 +128,19 @@ static void parse_backend(struct options *o, const char *v)
         log_warn("PYHUGE_BACKEND=\"%s\" is not auto, hugetlb, thp or off; using auto", v);
 }
 
+static void parse_thp_stall(struct options *o, const char *v)
+{
+    uint64_t n;
+    if (!v || !*v)
+        return;
+    if (!parse_u64(v, OPTIONS_THP_STALL_MAX_US, &n)) {
+        log_warn("PYHUGE_THP_STALL_US=\"%s\" is not microseconds 0..%d; using %u", v,
+                 OPTIONS_THP_STALL_MAX_US, (unsigned)o->thp_stall_us);
+        return;
+    }
+    o->thp_stall_us = n;
+}
+
 struct variable {
     const char *name;
     void (*parse)(struct options *, const char *);
@@ -142,6 +155,7 @@ static const struct variable variables[] = {
     {"PYHUGE_CACHE_PAGES", parse_cache_pages},
     {"PYHUGE_FORK", parse_fork},
     {"PYHUGE_BACKEND", parse_backend},
+    {"PYHUGE_THP_STALL_US", parse_thp_stall},
 };
 
 #define NVARIABLES (sizeof variables / sizeof variables[0])
@@ -176,6 +190,7 @@ void options_parse(struct options *o, options_lookup_fn lookup, void *ctx, char 
         .cache_pages = OPTIONS_DEFAULT_CACHE_PAGES,
         .fork = FORK_COPY,
         .backend = BACKEND_AUTO,
+        .thp_stall_us = OPTIONS_DEFAULT_THP_STALL_US,
     };
     for (size_t i = 0; i < NVARIABLES; i++) {
         variables[i].parse(o, lookup(variables[i].name, ctx));

@@ -32,9 +32,12 @@ struct options {
     uint64_t max_pages;           /* PYHUGE_MAX_PAGES: huge pages per process, default no cap */
     unsigned cache_pages;         /* PYHUGE_CACHE_PAGES: empty huge pages kept, 0..64 */
     enum fork_mode fork;          /* PYHUGE_FORK: copy (default) or share */
+    uint64_t thp_stall_us;        /* PYHUGE_THP_STALL_US: a slower THP fault pauses the tier; 0: never */
 };
 
 #define OPTIONS_DEFAULT_CACHE_PAGES 1
+#define OPTIONS_DEFAULT_THP_STALL_US 10000
+#define OPTIONS_THP_STALL_MAX_US 10000000
 
 /* Where the values come from: getenv in the library, a table in tests. */
 typedef const char *(*options_lookup_fn)(const char *name, void *ctx);

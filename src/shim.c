@@ -34,7 +34,8 @@ static const char *const reason_texts[PYHUGE_FALLBACK_COUNT] = {
     [PYHUGE_FALLBACK_FAULT] = "a huge page could not be faulted in (hugetlb cgroup limit?)",
     [PYHUGE_FALLBACK_CAP] = "PYHUGE_MAX_PAGES reached",
     [PYHUGE_FALLBACK_SPACE] = "no address space left in the shim's range",
-    [PYHUGE_FALLBACK_BACKOFF] = "waiting after a recent refusal",
+    [PYHUGE_FALLBACK_BACKOFF] = "waiting after a recent refusal, or after a slow transparent "
+                                "huge page fault (PYHUGE_THP_STALL_US)",
     [PYHUGE_FALLBACK_THP] = "transparent huge pages are off or refused (PYHUGE_BACKEND=thp)",
 };
 
@@ -285,6 +286,38 @@ static int add_hugetlb(uint32_t idx, int cls)
     return -1;
 }
 
+/* A THP fault may stop the process while the kernel compacts memory
+ * (defrag=always or madvise): one that takes longer than
+ * PYHUGE_THP_STALL_US pauses the tier, for 1 s at first, doubling up to
+ * 64 s while faults stay slow; arenas go to ordinary pages meanwhile. A
+ * fault within the limit ends the doubling. */
+#define THP_PAUSE_MIN_NS 1000000000ull
+#define THP_PAUSE_MAX_NS 64000000000ull
+
+static bool thp_paused(void)
+{
+    return shim.thp_resume_at_ns && os_now_ns() < shim.thp_resume_at_ns;
+}
+
+static void note_thp_fault(uint64_t took_ns)
+{
+    uint64_t limit = shim.opt.thp_stall_us * 1000;
+    if (!limit)
+        return;
+    if (took_ns <= limit) {
+        shim.thp_pause_ns = 0;
+        return;
+    }
+    shim.thp_pause_ns = shim.thp_pause_ns ? shim.thp_pause_ns * 2 : THP_PAUSE_MIN_NS;
+    if (shim.thp_pause_ns > THP_PAUSE_MAX_NS)
+        shim.thp_pause_ns = THP_PAUSE_MAX_NS;
+    shim.thp_resume_at_ns = os_now_ns() + shim.thp_pause_ns;
+    log_info("a transparent huge page took %u us to fault in (limit %u us, "
+             "PYHUGE_THP_STALL_US): THP tier paused for %u s",
+             (unsigned)(took_ns / 1000), (unsigned)shim.opt.thp_stall_us,
+             (unsigned)(shim.thp_pause_ns / 1000000000ull));
+}
+
 /* The THP tier: ordinary memory, 2 MiB-aligned, marked MADV_HUGEPAGE, so
  * that the kernel maps it with one transparent huge page when it has one.
  * A 1 MiB arena on its own never gets one: a THP needs a whole aligned
@@ -309,7 +342,9 @@ static bool add_thp(uint32_t idx, int cls)
     /* Fault it in now, in one go: one huge page where the kernel has one
      * (with defrag=madvise it may compact memory for it first), 4 KiB pages
      * where it has none; ENOMEM here is a clean fallback. */
+    uint64_t t0 = os_now_ns();
     int e = os_madvise((void *)a, TABLE_PAGE_SIZE, MADV_POPULATE_WRITE);
+    note_thp_fault(os_now_ns() - t0);
     if (e && e != -EINVAL) {
         reserve(a, TABLE_PAGE_SIZE);
         return false;
@@ -329,7 +364,10 @@ static int add_page(int cls)
     int reason = add_hugetlb((uint32_t)idx, cls);
     if (reason < 0)
         return -1;
-    if (shim.table.pages[idx].state == PAGE_FREE && add_thp((uint32_t)idx, cls))
+    if (shim.table.pages[idx].state == PAGE_FREE && shim.thp_usable &&
+        shim.opt.backend != BACKEND_HUGETLB && thp_paused())
+        reason = PYHUGE_FALLBACK_BACKOFF;
+    else if (shim.table.pages[idx].state == PAGE_FREE && add_thp((uint32_t)idx, cls))
         return -1;
     if (shim.table.pages[idx].state == PAGE_FREE)
         table_put_free(&shim.table, (uint32_t)idx);

@@ -38,6 +38,7 @@ struct shim_state {
     bool populate_unsupported;
     bool thp_usable;      /* the kernel's THP setting is not [never] */
     uint64_t retry_at_ns, backoff_ns;
+    uint64_t thp_resume_at_ns, thp_pause_ns; /* the THP tier's pause after a slow fault */
     int fork_pipe[2];     /* the parent waits on [0] until the child has moved its pages */
     bool fork_moves;      /* this fork's child moves its huge pages */
     unsigned reasons_logged; /* atomic */

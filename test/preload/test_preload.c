@@ -440,6 +440,33 @@ ParameterizedTest(struct defrag *defrag, thp, works_under_every_defrag_setting, 
     cr_expect_eq(field(r.out, "stats", 0, "thp"), 2);
 }
 
+/* A THP fault slower than PYHUGE_THP_STALL_US pauses the tier: with a
+ * limit of 1 us every fault is slow (zeroing 2 MiB alone takes longer), so
+ * the first page is the last until the pause ends; the next arenas go to
+ * ordinary pages, saying why. With 0 the tier never pauses. */
+Test(thp, a_slow_fault_pauses_the_tier, .fini = thp_restore)
+{
+    thp_set("madvise");
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=thp", "PYHUGE_THP_STALL_US=1", "PYHUGE_VERBOSE=1", NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "check", "2", "stats");
+    cr_expect_eq(field(r.out, "arena=", 0, "huge"), 2, "the first page is THP:\n%s", r.out);
+    cr_expect_eq(field(r.out, "arena=", 2, "huge"), 0, "then ordinary pages");
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1);
+    cr_expect_eq(field(r.out, "stats", 0, "thp"), 2);
+    cr_expect_eq(field(r.out, "stats", 0, "fallback"), 2);
+    cr_expect(strstr(r.err, "THP tier paused for 1 s") != NULL, "stderr: %s", r.err);
+}
+
+Test(thp, no_stall_limit_never_pauses, .fini = thp_restore)
+{
+    thp_set("madvise");
+    char *env[] = {PRELOAD, "PYHUGE_BACKEND=thp", "PYHUGE_THP_STALL_US=0", NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "stats");
+    cr_expect_eq(field(r.out, "arena=", 2, "huge"), 2, "%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "thp"), 4);
+    cr_expect_eq(field(r.out, "stats", 0, "fallback"), 0);
+}
+
 Test(thp, thp_never_is_a_clean_no_op_with_a_reason, .fini = thp_restore)
 {
     thp_set("never");

@@ -128,6 +128,17 @@ Test(options, cache_pages_bounded)
                  OPTIONS_DEFAULT_CACHE_PAGES);
 }
 
+Test(options, thp_stall_limit_in_microseconds)
+{
+    cr_expect_eq(parse((struct env){{0}, {0}}).thp_stall_us, OPTIONS_DEFAULT_THP_STALL_US);
+    cr_expect_eq(parse((struct env){{"PYHUGE_THP_STALL_US"}, {"0"}}).thp_stall_us, 0, "0: never pause");
+    cr_expect_eq(parse((struct env){{"PYHUGE_THP_STALL_US"}, {"2500"}}).thp_stall_us, 2500);
+    cr_expect_eq(parse((struct env){{"PYHUGE_THP_STALL_US"}, {"10000001"}}).thp_stall_us,
+                 OPTIONS_DEFAULT_THP_STALL_US, "over 10 s is refused");
+    cr_expect_eq(parse((struct env){{"PYHUGE_THP_STALL_US"}, {"5ms"}}).thp_stall_us,
+                 OPTIONS_DEFAULT_THP_STALL_US);
+}
+
 Test(options, misspelt_variable_is_named)
 {
     struct options o;
