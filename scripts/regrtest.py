@@ -19,6 +19,7 @@ import argparse
 import glob
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -155,6 +156,13 @@ def main():
     ap.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
     ap.add_argument("--logs", metavar="DIR", help="keep every run's output in DIR")
     a = ap.parse_args()
+    # A job started in the background by a non-interactive shell inherits
+    # SIGINT ignored, and so would every test process: CPython's own
+    # interrupt_main tests then fail, or spin until their timeout (3.12).
+    # A handler here makes exec give the children the default again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # kill (SIGTERM) unwinds like ^C, so the pool is put back.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     lib = os.path.abspath(a.lib)
     if not os.path.exists(lib):
         ap.error("no %s: build first" % lib)
