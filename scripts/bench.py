@@ -55,39 +55,39 @@ def configs(lib):
     return out
 
 
-def warm_pool():
-    """Touches every free pool page once. On a VM the host may back guest
-    memory only at first touch, which would bill the first configuration to
-    use a fresh page for the host's work."""
+def touch_once(length, step, flags=0):
+    """Maps length bytes of anonymous memory, writes one byte every step
+    bytes, and unmaps it: each page is then backed, as on a machine that
+    has been up a while. On a VM the host may back guest memory only at
+    first touch, and would bill the first configuration to use a fresh
+    page for the host's work. False if the mapping is refused."""
     import mmap
-    free = pyhuge.meminfo().get("HugePages_Free", 0)
-    if free == 0:
-        return
-    MAP_HUGETLB = 0x40000
     try:
-        m = mmap.mmap(-1, free * pyhuge.HUGE, flags=mmap.MAP_PRIVATE | MAP_HUGETLB | 0x20)
+        m = mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | flags)
     except OSError:
-        return
-    for off in range(0, free * pyhuge.HUGE, pyhuge.HUGE):
+        return False
+    for off in range(0, length, step):
         m[off] = 1
     m.close()
+    return True
+
+
+def warm_pool():
+    """Touches every free pool page once."""
+    free = pyhuge.meminfo().get("HugePages_Free", 0)
+    if free:
+        touch_once(free * pyhuge.HUGE, pyhuge.HUGE, flags=0x40000)  # MAP_HUGETLB
 
 
 def warm_memory():
-    """Touches all free memory but 1 GiB once, then frees it. On a VM whose
-    host takes back freed guest memory (virtio free page reporting, as
-    Firecracker does), a fresh 2 MiB block costs host faults at first touch;
+    """Touches all free memory but 1 GiB once. Where the host takes back
+    freed guest memory (virtio free page reporting, as Firecracker does),
     transparent huge pages come from exactly such blocks, so THP runs pay
     the host's work that a machine up for days would not. See the README."""
-    import mmap
     free = pyhuge.meminfo().get("MemFree", 0) * 1024 - (1 << 30)
     free -= free % pyhuge.HUGE
-    if free <= 0:
-        return
-    m = mmap.mmap(-1, free)
-    for off in range(0, free, 4096):
-        m[off] = 1
-    m.close()
+    if free > 0:
+        touch_once(free, 4096)
 
 
 def command(py, workload):

@@ -186,15 +186,25 @@ void publish_stats_page(void)
         os_munmap(old, PAGE_4K);
 }
 
-static void note_refusal(void)
+static bool backoff_waiting(const struct backoff *b)
 {
-    shim.backoff_ns = shim.backoff_ns ? shim.backoff_ns * 2 : BACKOFF_MIN_NS;
-    if (shim.backoff_ns > BACKOFF_MAX_NS)
-        shim.backoff_ns = BACKOFF_MAX_NS;
-    shim.retry_at_ns = os_now_ns() + shim.backoff_ns;
+    return b->until_ns && os_now_ns() < b->until_ns;
 }
 
-void note_page_returned(void) { shim.retry_at_ns = 0; }
+/* Starts the next wait: min at first, doubling up to max. Returns its length. */
+static uint64_t backoff_hit(struct backoff *b, uint64_t min_ns, uint64_t max_ns)
+{
+    b->step_ns = b->step_ns ? b->step_ns * 2 : min_ns;
+    if (b->step_ns > max_ns)
+        b->step_ns = max_ns;
+    b->until_ns = os_now_ns() + b->step_ns;
+    return b->step_ns;
+}
+
+static void backoff_clear(struct backoff *b) { *b = (struct backoff){0}; }
+
+/* A page back in the pool: the next arena may try it at once. */
+void note_page_returned(void) { shim.hugetlb_wait.until_ns = 0; }
 
 /* A new hugetlb page where the kernel likes, reserved and faulted in.
  * Returns its address, or 0 with *reason set. Never MAP_NORESERVE: without
@@ -272,15 +282,14 @@ static int add_hugetlb(uint32_t idx, int cls)
         return PYHUGE_FALLBACK_THP;
     if (shim.table.held[BACK_HUGETLB] >= shim.opt.max_pages)
         return PYHUGE_FALLBACK_CAP;
-    if (shim.retry_at_ns && os_now_ns() < shim.retry_at_ns)
+    if (backoff_waiting(&shim.hugetlb_wait))
         return PYHUGE_FALLBACK_BACKOFF;
     int reason = back_page(idx);
     if (reason >= 0) {
-        note_refusal();
+        backoff_hit(&shim.hugetlb_wait, BACKOFF_MIN_NS, BACKOFF_MAX_NS);
         return reason;
     }
-    shim.backoff_ns = 0;
-    shim.retry_at_ns = 0;
+    backoff_clear(&shim.hugetlb_wait);
     table_add_page(&shim.table, idx, cls, BACK_HUGETLB);
     log_debug("huge page %u backed at %p", idx, (void *)table_page_addr(&shim.table, idx));
     return -1;
@@ -294,49 +303,44 @@ static int add_hugetlb(uint32_t idx, int cls)
 #define THP_PAUSE_MIN_NS 1000000000ull
 #define THP_PAUSE_MAX_NS 64000000000ull
 
-static bool thp_paused(void)
-{
-    return shim.thp_resume_at_ns && os_now_ns() < shim.thp_resume_at_ns;
-}
-
 static void note_thp_fault(uint64_t took_ns)
 {
     uint64_t limit = shim.opt.thp_stall_us * 1000;
     if (!limit)
         return;
     if (took_ns <= limit) {
-        shim.thp_pause_ns = 0;
+        backoff_clear(&shim.thp_wait);
         return;
     }
-    shim.thp_pause_ns = shim.thp_pause_ns ? shim.thp_pause_ns * 2 : THP_PAUSE_MIN_NS;
-    if (shim.thp_pause_ns > THP_PAUSE_MAX_NS)
-        shim.thp_pause_ns = THP_PAUSE_MAX_NS;
-    shim.thp_resume_at_ns = os_now_ns() + shim.thp_pause_ns;
+    uint64_t pause = backoff_hit(&shim.thp_wait, THP_PAUSE_MIN_NS, THP_PAUSE_MAX_NS);
     log_info("a transparent huge page took %u us to fault in (limit %u us, "
              "PYHUGE_THP_STALL_US): THP tier paused for %u s",
              (unsigned)(took_ns / 1000), (unsigned)shim.opt.thp_stall_us,
-             (unsigned)(shim.thp_pause_ns / 1000000000ull));
+             (unsigned)(pause / 1000000000ull));
 }
 
 /* The THP tier: ordinary memory, 2 MiB-aligned, marked MADV_HUGEPAGE, so
  * that the kernel maps it with one transparent huge page when it has one.
  * A 1 MiB arena on its own never gets one: a THP needs a whole aligned
  * 2 MiB inside one MADV_HUGEPAGE mapping (FACTS.md). Made elsewhere and
- * moved into place, as hugetlb pages are, so the range never has a hole. */
-static bool add_thp(uint32_t idx, int cls)
+ * moved into place, as hugetlb pages are, so the range never has a hole.
+ * Returns -1, or why not. */
+static int add_thp(uint32_t idx, int cls)
 {
     if (!shim.thp_usable || shim.opt.backend == BACKEND_HUGETLB)
-        return false;
+        return PYHUGE_FALLBACK_THP;
+    if (backoff_waiting(&shim.thp_wait))
+        return PYHUGE_FALLBACK_BACKOFF;
     uintptr_t a = table_page_addr(&shim.table, idx);
     intptr_t tmp = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (os_failed(tmp))
-        return false;
+        return PYHUGE_FALLBACK_THP;
     intptr_t r = os_mremap((void *)tmp, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
                            MREMAP_MAYMOVE | MREMAP_FIXED, (void *)a);
     if (os_failed(r)) {
         os_munmap((void *)tmp, TABLE_PAGE_SIZE);
-        return false;
+        return PYHUGE_FALLBACK_THP;
     }
     os_madvise((void *)a, TABLE_PAGE_SIZE, MADV_HUGEPAGE);
     /* Fault it in now, in one go: one huge page where the kernel has one
@@ -347,11 +351,11 @@ static bool add_thp(uint32_t idx, int cls)
     note_thp_fault(os_now_ns() - t0);
     if (e && e != -EINVAL) {
         reserve(a, TABLE_PAGE_SIZE);
-        return false;
+        return PYHUGE_FALLBACK_THP;
     }
     table_add_page(&shim.table, idx, cls, BACK_THP);
     log_debug("THP page %u backed at %p", idx, (void *)a);
-    return true;
+    return -1;
 }
 
 /* Adds a freshly backed page for arenas of class cls: hugetlb, else THP.
@@ -364,13 +368,14 @@ static int add_page(int cls)
     int reason = add_hugetlb((uint32_t)idx, cls);
     if (reason < 0)
         return -1;
-    if (shim.table.pages[idx].state == PAGE_FREE && shim.thp_usable &&
-        shim.opt.backend != BACKEND_HUGETLB && thp_paused())
-        reason = PYHUGE_FALLBACK_BACKOFF;
-    else if (shim.table.pages[idx].state == PAGE_FREE && add_thp((uint32_t)idx, cls))
-        return -1;
-    if (shim.table.pages[idx].state == PAGE_FREE)
+    if (shim.table.pages[idx].state == PAGE_FREE) {
+        int thp = add_thp((uint32_t)idx, cls);
+        if (thp < 0)
+            return -1;
+        if (thp == PYHUGE_FALLBACK_BACKOFF) /* else the hugetlb tier's reason says more */
+            reason = thp;
         table_put_free(&shim.table, (uint32_t)idx);
+    }
     return reason;
 }
 

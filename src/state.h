@@ -28,6 +28,13 @@
 
 enum state { STATE_NEW, STATE_STARTING, STATE_ACTIVE, STATE_OFF };
 
+/* A doubling wait: each bad outcome waits twice as long as the last (within
+ * a tier's bounds), a good one ends it (shim.c). */
+struct backoff {
+    uint64_t until_ns; /* 0: not waiting */
+    uint64_t step_ns;  /* the last wait; 0 after a good outcome */
+};
+
 struct shim_state {
     int state;            /* enum state, atomic */
     struct options opt;   /* written once, before state becomes ACTIVE */
@@ -37,8 +44,8 @@ struct shim_state {
     bool region_tried;
     bool populate_unsupported;
     bool thp_usable;      /* the kernel's THP setting is not [never] */
-    uint64_t retry_at_ns, backoff_ns;
-    uint64_t thp_resume_at_ns, thp_pause_ns; /* the THP tier's pause after a slow fault */
+    struct backoff hugetlb_wait; /* after the pool refused a page */
+    struct backoff thp_wait;     /* after a slow transparent huge page fault */
     int fork_pipe[2];     /* the parent waits on [0] until the child has moved its pages */
     bool fork_moves;      /* this fork's child moves its huge pages */
     unsigned reasons_logged; /* atomic */
