@@ -9,8 +9,8 @@
  *     lib = ctypes.CDLL(None)          # the preloaded copy
  *     lib.pyhuge_version.restype = ctypes.c_char_p
  *
- * All counters are per process. A forked child starts with its parent's
- * counters and then counts on its own.
+ * All counters are per process. A forked child counts from zero: its totals
+ * are its own requests, its gauges (pages now, live arenas) its own memory.
  */
 #ifndef PYHUGE_H
 #define PYHUGE_H
@@ -28,14 +28,14 @@ extern "C" {
 
 /* Layout version of struct pyhuge_stats; bumped only when fields are
  * appended. Readers pass sizeof their copy, so old readers keep working. */
-#define PYHUGE_STATS_VERSION 2
+#define PYHUGE_STATS_VERSION 3
 
 /* Why an arena request was served by ordinary pages. */
 enum pyhuge_fallback {
     PYHUGE_FALLBACK_POOL = 0,  /* the kernel refused the huge page (pool empty, reservation limit) */
     PYHUGE_FALLBACK_FAULT,     /* mapped, but the page could not be faulted in (cgroup fault limit) */
     PYHUGE_FALLBACK_CAP,       /* PYHUGE_MAX_PAGES reached */
-    PYHUGE_FALLBACK_SPACE,     /* the shim's address range is full or could not be reserved */
+    PYHUGE_FALLBACK_SPACE,     /* address space refused (RLIMIT_AS, RLIMIT_DATA, map count) or the range full */
     PYHUGE_FALLBACK_BACKOFF,   /* a recent failure: not retried yet */
     PYHUGE_FALLBACK_THP,       /* PYHUGE_BACKEND=thp, and no THP tier (THP off, or out of memory) */
     PYHUGE_FALLBACK_COUNT
@@ -59,6 +59,9 @@ struct pyhuge_stats {
     uint64_t arenas_thp;       /* arena requests served from THP-backed 2 MiB pages */
     uint64_t pages_thp;        /* THP-backed 2 MiB pages held now */
     uint64_t pages_thp_peak;
+    /* Version 3: fork. */
+    uint64_t pages_forked;     /* hugetlb pages moved to ordinary memory before a fork
+                                  (one thread: the child then shares them as stock) */
 };
 
 /* Where tools find a running process's counters without its help: the shim

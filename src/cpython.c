@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "elfsym.h"
+#include "fmt.h"
 #include "log.h"
 
 /* PyObjectArenaAllocator, as every CPython 3.4+ declares it. */
@@ -121,11 +122,45 @@ bool cpython_is_arena_caller(uintptr_t ret)
     return in_known_site(ret);
 }
 
-bool cpython_present(void)
+struct older {
+    const char *name;
+    const char *(*get_version)(void);
+};
+
+static int find_older(struct dl_phdr_info *info, size_t size, void *data)
 {
+    (void)size;
+    struct older *o = data;
+    uintptr_t get = elfsym_lookup(info, "Py_GetVersion");
+    if (!get)
+        return 0;
+    o->name = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "the executable";
+    *(void **)&o->get_version = (void *)get;
+    return 1;
+}
+
+bool cpython_describe(char *buf, size_t len)
+{
+    struct fmt f;
+    fmt_init(&f, buf, len);
     if (__atomic_load_n(&nsites, __ATOMIC_ACQUIRE))
         return true;
     struct query q = {.addr = 0};
     dl_iterate_phdr(find_object, &q);
-    return q.found;
+    if (q.found)
+        return true;
+    struct older o = {0};
+    dl_iterate_phdr(find_older, &o);
+    if (!o.get_version) {
+        fmt_add(&f, "no CPython in this process");
+        return false;
+    }
+    /* Py_GetVersion formats into a static buffer: no allocation. */
+    const char *v = o.get_version();
+    size_t n = 0;
+    while (v && v[n] && v[n] != ' ')
+        n++;
+    fmt_add(&f, "Python %.*s in %s has no arena allocator to recognise (CPython 3.4 or later "
+            "is needed)", (int)n, v ? v : "", o.name);
+    return false;
 }

@@ -16,6 +16,7 @@
 #define PYHUGE_CPYTHON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CPYTHON_CALLSITE_WINDOW 256
@@ -23,7 +24,10 @@
 /* True when `ret` is a return address inside CPython's arena allocator. */
 bool cpython_is_arena_caller(uintptr_t ret);
 
-/* True when a loaded object exports PyObject_GetArenaAllocator. */
-bool cpython_present(void);
+/* True when a loaded object exports PyObject_GetArenaAllocator (CPython
+ * 3.4 or later). Otherwise false, with buf saying what there is instead:
+ * an older Python (2.7 exports Py_GetVersion but no arena allocator), or
+ * no Python at all. */
+bool cpython_describe(char *buf, size_t len);
 
 #endif

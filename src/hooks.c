@@ -1,14 +1,14 @@
 /*
- * The interposed calls. Each one decides in a few instructions whether the
- * call concerns the shim (an arena-shaped mmap, or a range that meets the
- * shim's reserved range) and otherwise passes it on untouched, with the next
- * definition's own result and errno. Nothing here allocates or locks on the
- * pass-through path.
+ * The interposed calls (the list is in hooks.h). Each one decides in a few
+ * instructions whether the call concerns the shim (an arena-shaped mmap, or
+ * a range that meets the shim's) and otherwise passes it on untouched, with
+ * the next definition's own result and errno. Nothing here allocates or
+ * locks on the pass-through path.
  *
  * Meson compiles with -D_FILE_OFFSET_BITS=64, under which <sys/mman.h>
  * renames mmap to mmap64 and defining both fails to assemble. libpython
- * imports mmap64 (FACTS.md), other code imports mmap: we define both, so
- * this file must not see the macro.
+ * imports mmap64 (built with _FILE_OFFSET_BITS=64), other code imports
+ * mmap: we define both, so this file must not see the macro.
  */
 #undef _FILE_OFFSET_BITS
 
@@ -16,8 +16,10 @@
 #include <stdarg.h>
 #include <sys/mman.h>
 
-#include "shim.h"
+#include "hooks.h"
 #include "os.h"
+#include "range.h"
+#include "shim.h"
 #include "table.h"
 
 #define PYHUGE_HOOK __attribute__((visibility("default")))
@@ -31,36 +33,52 @@ static inline int arena_shaped(void *addr, size_t len, int prot, int flags, int 
            table_class_of(len) >= 0;
 }
 
+/* MAP_FIXED replaces whatever is there; MAP_FIXED_NOREPLACE never does (it
+ * fails with EEXIST over any mapping, and the range is all mapped), so it
+ * goes to the kernel as it is. */
+static inline int replaces(int flags)
+{
+    return (flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE);
+}
+
 static inline void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off,
-                            uintptr_t ret)
+                            uintptr_t ret, void *(*next)(void *, size_t, int, int, int, off_t))
 {
     if (arena_shaped(addr, len, prot, flags, fd, off)) {
         void *p = shim_arena_mmap(len, ret);
         if (p)
             return p;
-    } else if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && shim_overlaps(addr, len)) {
-        shim_give_up_range(addr, len);
+    } else if (replaces(flags) && range_overlaps(addr, len)) {
+        int e = range_prepare(addr, len, HOOK_SKIPS_GAPS);
+        if (e) {
+            errno = -e;
+            return MAP_FAILED;
+        }
     }
-    return os_next_mmap(addr, len, prot, flags, fd, off);
+    return next(addr, len, prot, flags, fd, off);
 }
 
 PYHUGE_HOOK void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    return do_mmap(addr, len, prot, flags, fd, off, (uintptr_t)__builtin_return_address(0));
+    return do_mmap(addr, len, prot, flags, fd, off, (uintptr_t)__builtin_return_address(0),
+                   os_next_mmap);
 }
 
-PYHUGE_HOOK void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
+PYHUGE_HOOK void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    return do_mmap(addr, len, prot, flags, fd, off, (uintptr_t)__builtin_return_address(0));
+    return do_mmap(addr, len, prot, flags, fd, off, (uintptr_t)__builtin_return_address(0),
+                   os_next_mmap64);
 }
 
 PYHUGE_HOOK int munmap(void *addr, size_t len)
 {
-    if (!shim_overlaps(addr, len))
+    if (!range_overlaps(addr, len))
         return os_next_munmap(addr, len);
-    return shim_munmap(addr, len);
+    return range_munmap(addr, len);
 }
 
+/* The old range's pages and, with MREMAP_FIXED, the new range's become
+ * plain memory of the kernel's; then the kernel moves or resizes. */
 PYHUGE_HOOK void *mremap(void *old_addr, size_t old_len, size_t new_len, int flags, ...)
 {
     void *new_addr = NULL;
@@ -70,45 +88,101 @@ PYHUGE_HOOK void *mremap(void *old_addr, size_t old_len, size_t new_len, int fla
         new_addr = va_arg(ap, void *);
         va_end(ap);
     }
-    if (shim_overlaps(old_addr, old_len))
-        return shim_mremap(old_addr, old_len, new_len, flags, new_addr);
-    if ((flags & MREMAP_FIXED) && shim_overlaps(new_addr, new_len))
-        shim_give_up_range(new_addr, new_len);
+    int e = 0;
+    if (range_overlaps(old_addr, old_len))
+        e = range_prepare(old_addr, old_len, HOOK_SKIPS_GAPS);
+    if (!e && (flags & MREMAP_FIXED) && range_overlaps(new_addr, new_len))
+        e = range_prepare(new_addr, new_len, HOOK_SKIPS_GAPS);
+    if (e) {
+        errno = -e;
+        return MAP_FAILED;
+    }
     return os_next_mremap(old_addr, old_len, new_len, flags, new_addr);
 }
 
-/* Calls that change a range in place: on ours, the shim first makes the
- * pages ordinary (or refuses as the kernel would), then the call goes on. */
-#define RANGE_HOOK(ret, name, params, addr, len, args, fail)                     \
-    PYHUGE_HOOK ret name params                                                 \
-    {                                                                           \
-        if (shim_overlaps(addr, len)) {                                         \
-            int e = shim_prepare_range((void *)(addr), len);                   \
-            if (e)                                                              \
-                fail;                                                           \
-        }                                                                       \
-        return os_next_##name args;                                             \
-    }
+/* ---- calls that change a range in place -------------------------------------
+ *
+ * On the shim's range, the pages they touch first become plain memory
+ * (range_prepare), so that the kernel answers exactly as it would for
+ * plain pages. First, though, the kernel checks the arguments it checks
+ * before acting, where a call with no effect lets it: a call it refuses
+ * outright changes nothing of ours. Each probe returns 0 (go on), a
+ * negative errno (fail with it), or PROBE_NO_EFFECT (the call does nothing:
+ * pass it on unprepared). */
+#define PROBE_NO_EFFECT 1
 
-#define FAIL_ERRNO  \
-    do {            \
-        errno = -e; \
-        return -1;  \
-    } while (0)
+static int probe_mprotect(void *addr, size_t len, int prot)
+{
+    (void)addr, (void)len;
+    return os_probe_prot(prot, -1);
+}
 
-RANGE_HOOK(int, mprotect, (void *addr, size_t len, int prot), addr, len, (addr, len, prot),
-           FAIL_ERRNO)
-RANGE_HOOK(int, pkey_mprotect, (void *addr, size_t len, int prot, int pkey), addr, len,
-           (addr, len, prot, pkey), FAIL_ERRNO)
-RANGE_HOOK(int, madvise, (void *addr, size_t len, int advice), addr, len, (addr, len, advice),
-           FAIL_ERRNO)
+static int probe_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
+{
+    (void)addr, (void)len;
+    return os_probe_prot(prot, pkey);
+}
+
+static int probe_madvise(void *addr, size_t len, int advice)
+{
+    (void)len;
+    return os_madvise(addr, 0, advice);
+}
+
+static int probe_posix_madvise(void *addr, size_t len, int advice)
+{
+    if (advice == POSIX_MADV_DONTNEED)
+        return PROBE_NO_EFFECT; /* glibc does nothing for it */
+    return probe_madvise(addr, len, advice);
+}
+
+static int probe_mlock(const void *addr, size_t len)
+{
+    (void)len;
+    return os_mlock2(addr, 0, 0);
+}
+
+static int probe_mlock2(const void *addr, size_t len, unsigned int flags)
+{
+    (void)len;
+    return os_mlock2(addr, 0, flags);
+}
+
+static int probe_munlock(const void *addr, size_t len)
+{
+    (void)addr, (void)len;
+    return 0;
+}
+
+static inline int fail_errno(int e)
+{
+    errno = -e;
+    return -1;
+}
+
 /* posix_madvise returns the error number instead of setting errno. */
-RANGE_HOOK(int, posix_madvise, (void *addr, size_t len, int advice), addr, len,
-           (addr, len, advice), return -e)
-RANGE_HOOK(int, mlock, (const void *addr, size_t len), addr, len, (addr, len), FAIL_ERRNO)
-RANGE_HOOK(int, mlock2, (const void *addr, size_t len, unsigned int flags), addr, len,
-           (addr, len, flags), FAIL_ERRNO)
-RANGE_HOOK(int, munlock, (const void *addr, size_t len), addr, len, (addr, len), FAIL_ERRNO)
+static inline int fail_posix_madvise(int e) { return -e; }
+#define fail_mprotect fail_errno
+#define fail_pkey_mprotect fail_errno
+#define fail_madvise fail_errno
+#define fail_mlock fail_errno
+#define fail_mlock2 fail_errno
+#define fail_munlock fail_errno
+
+#define DEFINE_RANGE_HOOK(ret, name, params, args, raw, gaps)                                    \
+    PYHUGE_HOOK ret name params                                                                 \
+    {                                                                                           \
+        if (range_overlaps(addr, len)) {                                                        \
+            int e = probe_##name args;                                                          \
+            if (e == 0)                                                                         \
+                e = range_prepare((void *)(addr), len, gaps);                                   \
+            if (e < 0)                                                                          \
+                return fail_##name(e);                                                          \
+        }                                                                                       \
+        return os_next_##name args;                                                             \
+    }
+PYHUGE_RANGE_HOOKS(DEFINE_RANGE_HOOK)
+#undef DEFINE_RANGE_HOOK
 
 __attribute__((constructor)) static void pyhuge_init(void) { shim_constructor(); }
 

@@ -5,8 +5,11 @@
  *   pyhuge [host:pid]: WARNING: PYHUGE_VERBOSE="x" is not a level 0..3; using 0
  *
  * Level 0 (warnings) always prints; higher levels print when PYHUGE_VERBOSE
- * is at least that level. At most LOG_MAX_MESSAGES messages below level 3
- * are printed, so a misbehaving environment cannot flood a service's log.
+ * is at least that level. So that a misbehaving environment cannot flood a
+ * service's log, at most LOG_MAX_WARNINGS warnings and LOG_MAX_MESSAGES
+ * messages of levels 1 and 2 are printed, each with a budget of its own (a
+ * chatty level never uses up the warnings'); level 3 is every arena, asked
+ * for, and not capped. log_flush_dropped says how many were left out.
  */
 #ifndef PYHUGE_LOG_H
 #define PYHUGE_LOG_H
@@ -15,6 +18,7 @@
 
 enum log_level { LOG_WARN = 0, LOG_INFO = 1, LOG_DEBUG = 2, LOG_TRACE = 3 };
 
+#define LOG_MAX_WARNINGS 32
 #define LOG_MAX_MESSAGES 64
 
 void log_set_level(int level);
@@ -25,6 +29,9 @@ void log_msg(enum log_level level, const char *format, ...) __attribute__((forma
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_trace(...) log_msg(LOG_TRACE, __VA_ARGS__)
+
+/* One line saying how many messages the caps left out, if any (at exit). */
+void log_flush_dropped(void);
 
 /* The "pyhuge [host:pid]: " prefix, for other one-line reports. */
 void log_prefix(struct fmt *f);

@@ -4,8 +4,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
-#include <stdarg.h>
 #include <sys/mman.h>
 #include <linux/memfd.h>
 #include <sys/prctl.h>
@@ -55,6 +55,91 @@ intptr_t os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, vo
     return SYS6(SYS_mremap, old_addr, old_len, new_len, flags, new_addr, 0);
 }
 
+int os_mlock2(const void *addr, size_t len, unsigned int flags)
+{
+    return (int)SYS3(SYS_mlock2, addr, len, flags);
+}
+
+int os_probe_prot(int prot, int pkey)
+{
+    static uintptr_t scratch;
+    if (prot & (PROT_GROWSDOWN | PROT_GROWSUP))
+        return 0; /* a question about the mapping at the caller's address, not ours */
+    uintptr_t s = __atomic_load_n(&scratch, __ATOMIC_ACQUIRE);
+    if (!s) {
+        intptr_t r = os_reserve_new(OS_PAGE_SIZE, OS_PAGE_SIZE);
+        if (os_failed(r))
+            return 0;
+        uintptr_t none = 0;
+        if (!__atomic_compare_exchange_n(&scratch, &none, (uintptr_t)r, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            os_munmap((void *)r, OS_PAGE_SIZE);
+        s = __atomic_load_n(&scratch, __ATOMIC_ACQUIRE);
+    }
+    int e = pkey < 0 ? (int)SYS3(SYS_mprotect, s, OS_PAGE_SIZE, prot)
+                     : (int)SYS6(SYS_pkey_mprotect, s, OS_PAGE_SIZE, prot, pkey, 0, 0);
+    if (e == 0 && pkey >= 0)
+        SYS6(SYS_pkey_mprotect, s, OS_PAGE_SIZE, PROT_NONE, 0, 0, 0);
+    else if (e == 0)
+        SYS3(SYS_mprotect, s, OS_PAGE_SIZE, PROT_NONE);
+    return e == -ENOSYS ? 0 : e;
+}
+
+int os_reserve(uintptr_t addr, size_t len)
+{
+    intptr_t r = os_mmap((void *)addr, len, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    if (os_failed(r))
+        return (int)r;
+    os_madvise((void *)addr, len, MADV_DONTDUMP);
+    return 0;
+}
+
+/* Maps len + align - page bytes and trims both ends to the alignment. */
+static intptr_t map_aligned(size_t len, size_t align, int prot, int flags)
+{
+    size_t extra = align > OS_PAGE_SIZE ? align - OS_PAGE_SIZE : 0;
+    if (len + extra < len)
+        return -ENOMEM;
+    intptr_t r = os_mmap(NULL, len + extra, prot, flags, -1, 0);
+    if (os_failed(r) || !extra)
+        return r;
+    uintptr_t lo = (uintptr_t)r, hi = lo + len + extra;
+    uintptr_t a = (lo + align - 1) & ~(uintptr_t)(align - 1);
+    if (a > lo)
+        os_munmap((void *)lo, a - lo);
+    if (hi > a + len)
+        os_munmap((void *)(a + len), hi - (a + len));
+    return (intptr_t)a;
+}
+
+intptr_t os_reserve_new(size_t len, size_t align)
+{
+    intptr_t r = map_aligned(len, align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+    if (!os_failed(r))
+        os_madvise((void *)r, len, MADV_DONTDUMP);
+    return r;
+}
+
+intptr_t os_map_anon(size_t len, size_t align, bool thp)
+{
+    intptr_t r = map_aligned(len, align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    if (!os_failed(r) && thp)
+        os_madvise((void *)r, len, MADV_HUGEPAGE);
+    return r;
+}
+
+bool os_is_mapped(uintptr_t addr, size_t len)
+{
+    unsigned char vec[512];
+    for (size_t done = 0; done < len; done += sizeof vec * OS_PAGE_SIZE) {
+        size_t n = len - done < sizeof vec * OS_PAGE_SIZE ? len - done : sizeof vec * OS_PAGE_SIZE;
+        if (SYS3(SYS_mincore, addr + done, n, vec) != 0)
+            return false;
+    }
+    return true;
+}
+
 void os_name_range(void *addr, size_t len, const char *name)
 {
 #ifndef PR_SET_VMA
@@ -80,8 +165,6 @@ intptr_t os_map_memfd(const char *name, size_t len)
     os_close(fd);
     return r;
 }
-
-int os_pipe(int fds[2]) { return (int)SYS3(SYS_pipe2, fds, O_CLOEXEC, 0); }
 
 int os_close(int fd) { return (int)SYS3(SYS_close, fd, 0, 0); }
 
@@ -128,70 +211,37 @@ ssize_t os_read_file(const char *path, char *buf, size_t len)
     return (ssize_t)have;
 }
 
-static uintptr_t parse_hex(const char **p)
+int os_thread_count(void)
 {
-    uintptr_t v = 0;
-    for (;; (*p)++) {
-        char c = **p;
-        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                                            : 16;
-        if (d == 16)
-            return v;
-        v = v * 16 + d;
-    }
-}
-
-/* One line of /proc/self/maps: "lo-hi rwxp ...". */
-static bool vma_line(const char *l, uintptr_t addr, uintptr_t *lo, uintptr_t *hi, int *prot)
-{
-    uintptr_t a = parse_hex(&l);
-    if (*l++ != '-')
-        return false;
-    uintptr_t b = parse_hex(&l);
-    if (*l++ != ' ' || addr < a || addr >= b)
-        return false;
-    *lo = a;
-    *hi = b;
-    *prot = (l[0] == 'r' ? PROT_READ : 0) | (l[1] == 'w' ? PROT_WRITE : 0) |
-            (l[2] == 'x' ? PROT_EXEC : 0);
-    return true;
-}
-
-int os_vma_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi, int *prot)
-{
-    int fd = os_open("/proc/self/maps", O_RDONLY, 0);
-    if (fd < 0)
-        return fd;
     char buf[4096];
-    size_t have = 0;
-    int result = -ENOENT;
-    for (;;) {
-        ssize_t n = os_read(fd, buf + have, sizeof buf - 1 - have);
-        if (n == -EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-        buf[have] = '\0';
-        char *line = buf, *nl;
-        while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
-            *nl = '\0';
-            if (vma_line(line, addr, lo, hi, prot)) {
-                result = 0;
-                goto out;
-            }
-            line = nl + 1;
-        }
-        have -= (size_t)(line - buf);
-        memmove(buf, line, have);
-        if (have == sizeof buf - 1)
-            have = 0; /* a line longer than the buffer: a path we do not need */
-    }
-out:
-    os_close(fd);
-    return result;
+    ssize_t n = os_read_file("/proc/self/status", buf, sizeof buf);
+    if (n < 0)
+        return (int)n;
+    const char *p = strstr(buf, "\nThreads:");
+    if (!p)
+        return -ENOENT;
+    p += sizeof "\nThreads:" - 1;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    int count = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        count = count * 10 + (*p - '0');
+    return count > 0 ? count : -ENOENT;
 }
+
+void os_block_signals(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    SYS6(SYS_rt_sigprocmask, SIG_BLOCK, &all, old, _NSIG / 8, 0, 0);
+}
+
+void os_restore_signals(const sigset_t *old)
+{
+    SYS6(SYS_rt_sigprocmask, SIG_SETMASK, old, NULL, _NSIG / 8, 0, 0);
+}
+
+_Noreturn void os_abort(void) { abort(); }
 
 int os_getpid(void) { return (int)SYS3(SYS_getpid, 0, 0, 0); }
 
@@ -218,117 +268,42 @@ void os_hostname(char *buf, size_t len)
     buf[i] = '\0';
 }
 
-uint64_t os_address_space_limit(void)
+int os_raw_posix_madvise(void *addr, size_t len, int advice)
 {
-    struct rlimit rl;
-    if (SYS3(SYS_getrlimit, RLIMIT_AS, &rl, 0) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return UINT64_MAX;
-    return (uint64_t)rl.rlim_cur;
-}
-
-/* ---- pass-through: the next definition in the chain --------------------- */
-
-/* One list of the calls we pass on; memray keeps its hooks the same way. */
-#define PYHUGE_NEXT_CALLS(X)                                                     \
-    X(void *, mmap, (void *, size_t, int, int, int, off_t))                     \
-    X(int, munmap, (void *, size_t))                                            \
-    X(void *, mremap, (void *, size_t, size_t, int, ...))                       \
-    X(int, mprotect, (void *, size_t, int))                                     \
-    X(int, pkey_mprotect, (void *, size_t, int, int))                           \
-    X(int, madvise, (void *, size_t, int))                                      \
-    X(int, posix_madvise, (void *, size_t, int))                                \
-    X(int, mlock, (const void *, size_t))                                       \
-    X(int, mlock2, (const void *, size_t, unsigned int))                        \
-    X(int, munlock, (const void *, size_t))
-
-#define DECLARE_NEXT(ret, name, args) static ret(*next_##name) args;
-PYHUGE_NEXT_CALLS(DECLARE_NEXT)
-#undef DECLARE_NEXT
-
-void os_init(void)
-{
-#define RESOLVE_NEXT(ret, name, args)                                            \
-    if (!__atomic_load_n(&next_##name, __ATOMIC_ACQUIRE)) {                      \
-        ret(*fn) args;                                                           \
-        *(void **)&fn = dlsym(RTLD_NEXT, #name);                                 \
-        __atomic_store_n(&next_##name, fn, __ATOMIC_RELEASE);                    \
-    }
-    PYHUGE_NEXT_CALLS(RESOLVE_NEXT)
-#undef RESOLVE_NEXT
-}
-
-#define NEXT(name) __atomic_load_n(&next_##name, __ATOMIC_ACQUIRE)
-
-void *os_next_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-    if (NEXT(mmap))
-        return NEXT(mmap)(addr, len, prot, flags, fd, off);
-    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
-}
-
-int os_next_munmap(void *addr, size_t len)
-{
-    if (NEXT(munmap))
-        return NEXT(munmap)(addr, len);
-    return (int)syscall(SYS_munmap, addr, len);
-}
-
-void *os_next_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr)
-{
-    if (NEXT(mremap))
-        return NEXT(mremap)(old_addr, old_len, new_len, flags, new_addr);
-    return (void *)syscall(SYS_mremap, old_addr, old_len, new_len, flags, new_addr);
-}
-
-int os_next_mprotect(void *addr, size_t len, int prot)
-{
-    if (NEXT(mprotect))
-        return NEXT(mprotect)(addr, len, prot);
-    return (int)syscall(SYS_mprotect, addr, len, prot);
-}
-
-int os_next_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
-{
-    if (NEXT(pkey_mprotect))
-        return NEXT(pkey_mprotect)(addr, len, prot, pkey);
-    return (int)syscall(SYS_pkey_mprotect, addr, len, prot, pkey);
-}
-
-int os_next_madvise(void *addr, size_t len, int advice)
-{
-    if (NEXT(madvise))
-        return NEXT(madvise)(addr, len, advice);
-    return (int)syscall(SYS_madvise, addr, len, advice);
-}
-
-int os_next_posix_madvise(void *addr, size_t len, int advice)
-{
-    if (NEXT(posix_madvise))
-        return NEXT(posix_madvise)(addr, len, advice);
-    /* glibc's own rule: POSIX_MADV_DONTNEED must not discard data. */
     if (advice == POSIX_MADV_DONTNEED)
-        return 0;
+        return 0; /* glibc's rule: POSIX_MADV_DONTNEED must not discard data */
     long r = raw(SYS_madvise, (long)addr, (long)len, advice, 0, 0, 0);
     return r < 0 ? (int)-r : 0;
 }
 
-int os_next_mlock(const void *addr, size_t len)
+/* ---- pass-through: the next definition in the chain --------------------- */
+
+/* mremap is variadic in libc and called here with its five arguments, as
+ * glibc's own wrapper reads them; on x86_64 and aarch64 Linux a variadic
+ * callee takes fixed arguments the same way. */
+#define DECLARE_NEXT(ret, name, params, args, raw, gaps) static ret(*next_##name) params;
+PYHUGE_HOOKS(DECLARE_NEXT)
+#undef DECLARE_NEXT
+
+void os_init(void)
 {
-    if (NEXT(mlock))
-        return NEXT(mlock)(addr, len);
-    return (int)syscall(SYS_mlock, addr, len);
+#define RESOLVE_NEXT(ret, name, params, args, raw, gaps)                                         \
+    if (!__atomic_load_n(&next_##name, __ATOMIC_ACQUIRE)) {                                     \
+        ret(*fn) params;                                                                        \
+        *(void **)&fn = dlsym(RTLD_NEXT, #name);                                                \
+        __atomic_store_n(&next_##name, fn, __ATOMIC_RELEASE);                                   \
+    }
+    PYHUGE_HOOKS(RESOLVE_NEXT)
+#undef RESOLVE_NEXT
 }
 
-int os_next_mlock2(const void *addr, size_t len, unsigned int flags)
-{
-    if (NEXT(mlock2))
-        return NEXT(mlock2)(addr, len, flags);
-    return (int)syscall(SYS_mlock2, addr, len, flags);
-}
-
-int os_next_munlock(const void *addr, size_t len)
-{
-    if (NEXT(munlock))
-        return NEXT(munlock)(addr, len);
-    return (int)syscall(SYS_munlock, addr, len);
-}
+#define DEFINE_NEXT(ret, name, params, args, raw, gaps)                                          \
+    ret os_next_##name params                                                                   \
+    {                                                                                           \
+        ret(*fn) params = __atomic_load_n(&next_##name, __ATOMIC_ACQUIRE);                      \
+        if (fn)                                                                                 \
+            return fn args;                                                                     \
+        return raw;                                                                             \
+    }
+PYHUGE_HOOKS(DEFINE_NEXT)
+#undef DEFINE_NEXT

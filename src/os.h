@@ -10,17 +10,19 @@
  *    (normally glibc's), with that function's own return value and errno.
  *    Until os_init() has resolved them they are raw system calls, which on
  *    Linux/x86_64 and aarch64 is exactly what glibc does for these calls.
+ *    One for each call in hooks.h.
  */
 #ifndef PYHUGE_OS_H
 #define PYHUGE_OS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#define OS_HUGE_SHIFT 21
-#define OS_HUGE_SIZE ((size_t)1 << OS_HUGE_SHIFT)
+#define OS_PAGE_SIZE 4096u
+#define OS_HUGE_SIZE ((size_t)2 << 20)
 
 static inline bool os_failed(intptr_t r) { return r < 0 && r > -4096; }
 
@@ -35,6 +37,30 @@ int os_madvise(void *addr, size_t len, int advice);
 /* new_addr is used only with MREMAP_FIXED. */
 intptr_t os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
 
+int os_mlock2(const void *addr, size_t len, unsigned int flags);
+
+/* Asks the kernel whether it takes `prot` (and `pkey`, unless -1) for a
+ * page of anonymous memory, on a page of address space kept for the
+ * purpose: 0, or the -errno mprotect/pkey_mprotect would fail with for any
+ * such page. 0 too when the kernel cannot be asked. */
+int os_probe_prot(int prot, int pkey);
+
+/* Address space only: PROT_NONE, MAP_NORESERVE, left out of core dumps
+ * (MADV_DONTDUMP: gcore would otherwise write every reserved byte).
+ * os_reserve replaces whatever is at [addr, addr+len) (MAP_FIXED): only for
+ * ranges the caller owns. os_reserve_new places len bytes where the kernel
+ * likes, aligned to `align` (a power of two): the address or -errno. */
+int os_reserve(uintptr_t addr, size_t len);
+intptr_t os_reserve_new(size_t len, size_t align);
+
+/* Private anonymous read-write memory, len bytes aligned to `align`, marked
+ * MADV_HUGEPAGE when `thp` (a transparent huge page needs a whole aligned
+ * 2 MiB inside one such mapping). Not faulted in. The address or -errno. */
+intptr_t os_map_anon(size_t len, size_t align, bool thp);
+
+/* True when every page of [addr, addr+len) is mapped (mincore). */
+bool os_is_mapped(uintptr_t addr, size_t len);
+
 /* Names an anonymous range in /proc/PID/maps ("[anon:NAME]"), where the
  * kernel supports it (5.17+); failure is harmless and ignored. */
 void os_name_range(void *addr, size_t len, const char *name);
@@ -42,9 +68,6 @@ void os_name_range(void *addr, size_t len, const char *name);
 /* A shared, zeroed mapping of len bytes backed by a new memfd called name
  * (its fd closed again): the address, or -errno. */
 intptr_t os_map_memfd(const char *name, size_t len);
-
-/* pipe2(O_CLOEXEC): 0 or -errno. */
-int os_pipe(int fds[2]);
 
 int os_open(const char *path, int flags, int mode);
 int os_close(int fd);
@@ -55,28 +78,32 @@ int os_write_all(int fd, const void *buf, size_t len);
  * Returns the length or -errno. */
 ssize_t os_read_file(const char *path, char *buf, size_t len);
 
-/* The mapping holding addr, from /proc/self/maps (streamed through a stack
- * buffer): its bounds and PROT_* bits. Returns 0, or -ENOENT when nothing
- * is mapped there, or another -errno. */
-int os_vma_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi, int *prot);
+/* Threads in this process (/proc/self/status), or -errno (no descriptor
+ * left, no /proc). */
+int os_thread_count(void);
+
+/* Blocks every signal this thread can block, saving the old mask in *old;
+ * os_restore_signals puts it back. */
+void os_block_signals(sigset_t *old);
+void os_restore_signals(const sigset_t *old);
+
+/* Ends the process with SIGABRT (after a message the caller wrote). */
+_Noreturn void os_abort(void);
 
 int os_getpid(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t os_now_ns(void);
 /* The node name, truncated to len-1 bytes; "" when unknown. */
 void os_hostname(char *buf, size_t len);
-/* RLIMIT_AS soft limit in bytes; UINT64_MAX when unlimited. */
-uint64_t os_address_space_limit(void);
 
-void *os_next_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
-int os_next_munmap(void *addr, size_t len);
-void *os_next_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
-int os_next_mprotect(void *addr, size_t len, int prot);
-int os_next_pkey_mprotect(void *addr, size_t len, int prot, int pkey);
-int os_next_madvise(void *addr, size_t len, int advice);
-int os_next_posix_madvise(void *addr, size_t len, int advice);
-int os_next_mlock(const void *addr, size_t len);
-int os_next_mlock2(const void *addr, size_t len, unsigned int flags);
-int os_next_munlock(const void *addr, size_t len);
+/* posix_madvise done with madvise, as glibc does it: returns the error
+ * number instead of setting errno, and never discards data. */
+int os_raw_posix_madvise(void *addr, size_t len, int advice);
+
+#include "hooks.h"
+
+#define OS_DECLARE_NEXT(ret, name, params, args, raw, gaps) ret os_next_##name params;
+PYHUGE_HOOKS(OS_DECLARE_NEXT)
+#undef OS_DECLARE_NEXT
 
 #endif

@@ -10,11 +10,7 @@ int table_class_of(size_t size)
     return -1;
 }
 
-size_t table_class_size(int cls) { return (size_t)1 << class_shift[cls]; }
-
-static inline unsigned nslots(const struct page *p) { return 1u << (TABLE_PAGE_SHIFT - p->shift); }
-
-static inline uint8_t full_mask(const struct page *p) { return (uint8_t)((1u << nslots(p)) - 1); }
+static inline uint8_t full_mask(const struct page *p) { return (uint8_t)((1u << page_slots(p)) - 1); }
 
 /* ---- intrusive doubly linked lists of page indices ---------------------- */
 
@@ -58,12 +54,10 @@ static void list_remove(struct table *t, uint32_t idx)
 
 /* ---- life of a page ----------------------------------------------------- */
 
-void table_init(struct table *t, uintptr_t base, uint32_t npages, struct page *pages,
-                uint32_t cache_max)
+void table_init(struct table *t, struct page *pages, uint32_t max_pages, uint32_t cache_max)
 {
     *t = (struct table){
-        .base = base,
-        .npages = npages,
+        .max_pages = max_pages,
         .cache_max = cache_max,
         .free_head = -1,
         .cache_head = -1,
@@ -74,6 +68,84 @@ void table_init(struct table *t, uintptr_t base, uint32_t npages, struct page *p
      * which initialises them: `pages` may be untouched zero memory. */
 }
 
+/* ---- extents: page numbers and addresses ---------------------------------- */
+
+static uint32_t extent_pages(const struct table_extent *e)
+{
+    return (uint32_t)((e->hi - e->lo) >> TABLE_PAGE_SHIFT);
+}
+
+bool table_add_extent(struct table *t, uintptr_t lo, uint32_t n)
+{
+    if (n == 0 || n > t->max_pages - t->npages)
+        return false;
+    uintptr_t hi = lo + ((uintptr_t)n << TABLE_PAGE_SHIFT);
+    uint32_t k = t->nextents;
+    if (k > 0 && t->ext[k - 1].hi == lo) {
+        /* Right after the last extent: the same run, numbered on. */
+        __atomic_store_n(&t->ext[k - 1].hi, hi, __ATOMIC_RELEASE);
+    } else {
+        if (k == TABLE_MAX_EXTENTS)
+            return false;
+        t->ext[k].first = t->npages;
+        __atomic_store_n(&t->ext[k].lo, lo, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->ext[k].hi, hi, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->nextents, k + 1, __ATOMIC_RELEASE);
+    }
+    t->npages += n;
+    return true;
+}
+
+bool table_overlaps(const struct table *t, uintptr_t lo, uintptr_t end)
+{
+    uint32_t n = __atomic_load_n(&t->nextents, __ATOMIC_ACQUIRE);
+    for (uint32_t k = 0; k < n; k++)
+        if (lo < __atomic_load_n(&t->ext[k].hi, __ATOMIC_ACQUIRE) &&
+            end > __atomic_load_n(&t->ext[k].lo, __ATOMIC_RELAXED))
+            return true;
+    return false;
+}
+
+bool table_lookup(const struct table *t, uintptr_t addr, uint32_t *idx)
+{
+    for (uint32_t k = 0; k < t->nextents; k++) {
+        const struct table_extent *e = &t->ext[k];
+        if (addr >= e->lo && addr < e->hi) {
+            *idx = e->first + (uint32_t)((addr - e->lo) >> TABLE_PAGE_SHIFT);
+            return true;
+        }
+    }
+    return false;
+}
+
+uintptr_t table_piece(const struct table *t, uintptr_t addr, uintptr_t end, bool *inside)
+{
+    uintptr_t stop = end;
+    *inside = false;
+    for (uint32_t k = 0; k < t->nextents; k++) {
+        const struct table_extent *e = &t->ext[k];
+        if (addr >= e->lo && addr < e->hi) {
+            *inside = true;
+            return e->hi < end ? e->hi : end;
+        }
+        if (e->lo > addr && e->lo < stop)
+            stop = e->lo;
+    }
+    return stop;
+}
+
+uintptr_t table_page_addr(const struct table *t, uint32_t idx)
+{
+    for (uint32_t k = 0; k < t->nextents; k++) {
+        const struct table_extent *e = &t->ext[k];
+        if (idx - e->first < extent_pages(e))
+            return e->lo + ((uintptr_t)(idx - e->first) << TABLE_PAGE_SHIFT);
+    }
+    return 0;
+}
+
+/* ---- life of a page ----------------------------------------------------- */
+
 int32_t table_claim_free(struct table *t)
 {
     if (t->free_head >= 0) {
@@ -81,7 +153,7 @@ int32_t table_claim_free(struct table *t)
         list_remove(t, idx);
         return (int32_t)idx;
     }
-    if (t->used == t->npages)
+    if (t->used >= t->npages)
         return -1;
     uint32_t idx = t->used++;
     t->pages[idx] = (struct page){.state = PAGE_FREE, .list = LIST_NONE, .prev = -1, .next = -1};
@@ -104,6 +176,20 @@ void table_add_page(struct table *t, uint32_t idx, int cls, enum backing b)
     list_push(t, idx, LIST_PARTIAL);
     if (++t->held[b] > t->peak[b])
         t->peak[b] = t->held[b];
+}
+
+void table_rebacked(struct table *t, uint32_t idx, enum backing b)
+{
+    struct page *p = &t->pages[idx];
+    enum backing old = page_backing(p);
+    uint64_t n = (uint64_t)__builtin_popcount(p->live);
+    t->live[old] -= n;
+    t->live[b] += n;
+    t->held[old]--;
+    if (++t->held[b] > t->peak[b])
+        t->peak[b] = t->held[b];
+    p->state = b == BACK_THP ? PAGE_THP : PAGE_HUGE;
+    p->dirty = p->live;
 }
 
 static uintptr_t take_from(struct table *t, uint32_t idx, bool *must_zero)
@@ -142,12 +228,12 @@ uintptr_t table_take_slot(struct table *t, int cls, bool *must_zero)
 
 enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t *idx_out)
 {
-    if (!table_contains(t, addr))
+    uint32_t idx;
+    if (!table_lookup(t, addr, &idx) || idx >= t->used)
         return RELEASE_NOT_SLOT;
-    uint32_t idx = table_index(t, addr);
     struct page *p = &t->pages[idx];
     *idx_out = idx;
-    if (idx >= t->used || p->state == PAGE_FREE || len != (size_t)1 << p->shift)
+    if (!page_serves(p) || len != (size_t)1 << p->shift)
         return RELEASE_NOT_SLOT;
     uintptr_t off = addr - table_page_addr(t, idx);
     if (off & (len - 1))
@@ -157,9 +243,6 @@ enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t
         return RELEASE_NOT_SLOT;
     bool was_full = p->live == full_mask(p);
     p->live &= (uint8_t)~bit;
-
-    if (!page_serves(p))
-        return RELEASE_UNMAP_SLOT;
     enum backing b = page_backing(p);
     t->live[b]--;
     if (p->live) {
@@ -178,33 +261,21 @@ enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t
     return RELEASE_UNMAP_PAGE;
 }
 
-int32_t table_evict_cached(struct table *t)
+int32_t table_evict_cached(struct table *t, bool only, enum backing b)
 {
-    if (t->cache_head < 0)
+    int32_t idx = t->cache_head;
+    while (idx >= 0 && only && page_backing(&t->pages[idx]) != b)
+        idx = t->pages[idx].next;
+    if (idx < 0)
         return -1;
-    uint32_t idx = (uint32_t)t->cache_head;
-    list_remove(t, idx);
+    list_remove(t, (uint32_t)idx);
     t->cached--;
     t->held[page_backing(&t->pages[idx])]--;
-    table_put_free(t, idx);
-    return (int32_t)idx;
+    table_put_free(t, (uint32_t)idx);
+    return idx;
 }
 
-void table_demote(struct table *t, uint32_t idx)
-{
-    struct page *p = &t->pages[idx];
-    if (!page_serves(p))
-        return;
-    if (p->list == LIST_CACHE)
-        t->cached--;
-    list_remove(t, idx);
-    enum backing b = page_backing(p);
-    t->live[b] -= (uint64_t)__builtin_popcount(p->live);
-    t->held[b]--;
-    p->state = PAGE_DEMOTED;
-}
-
-void table_mark_foreign(struct table *t, uint32_t idx)
+void table_give_to_kernel(struct table *t, uint32_t idx)
 {
     /* Never hand it out later from the untouched part of the range. */
     while (t->used <= idx) {
@@ -212,37 +283,13 @@ void table_mark_foreign(struct table *t, uint32_t idx)
         list_push(t, t->used++, LIST_FREE);
     }
     struct page *p = &t->pages[idx];
-    if (page_serves(p))
-        table_demote(t, idx);
-    list_remove(t, idx);
-    p->state = PAGE_FOREIGN;
-}
-
-void table_retire_demoted(struct table *t, uint32_t idx)
-{
-    if (t->pages[idx].state == PAGE_DEMOTED && t->pages[idx].live == 0)
-        table_put_free(t, idx);
-}
-
-bool table_range_mapped(const struct table *t, uintptr_t addr, size_t len)
-{
-    uintptr_t end = addr + len;
-    while (addr < end) {
-        uint32_t idx = table_index(t, addr);
-        if (idx >= t->used)
-            return false;
-        const struct page *p = &t->pages[idx];
-        uintptr_t page_end = table_page_addr(t, idx) + TABLE_PAGE_SIZE;
-        if (p->state == PAGE_FREE)
-            return false;
-        if (p->state != PAGE_FOREIGN) {
-            uintptr_t slot_size = (uintptr_t)1 << p->shift;
-            unsigned slot = (unsigned)((addr - table_page_addr(t, idx)) >> p->shift);
-            if (!(p->live & (1u << slot)))
-                return false;
-            page_end = table_page_addr(t, idx) + (slot + 1) * slot_size;
-        }
-        addr = page_end;
+    if (page_serves(p)) {
+        if (p->list == LIST_CACHE)
+            t->cached--;
+        enum backing b = page_backing(p);
+        t->live[b] -= (uint64_t)__builtin_popcount(p->live);
+        t->held[b]--;
     }
-    return true;
+    list_remove(t, idx);
+    p->state = PAGE_KERNEL;
 }

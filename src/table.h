@@ -1,24 +1,26 @@
 /*
  * The side table: which 2 MiB page of the shim's address range holds which
- * arenas. Pages are indexed by (address - base) >> 21, so every lookup is
- * O(1) and an address outside [base, base + npages * 2 MiB) is not ours by
- * two comparisons.
+ * arenas. The range is a few extents of reserved address space, each a run
+ * of 2 MiB-aligned pages, added as arenas need them (so that RLIMIT_AS set
+ * after start-up still has room: reserved address space counts against it).
+ * Pages are numbered across extents in the order they were added.
  *
  * Pure bookkeeping: no system calls and no allocation. The caller owns the
  * memory of `pages`, maps and unmaps the pages, and holds the shim's lock
- * around every call.
+ * around every call but table_overlaps.
  *
- * A page is in one of five states:
- *   FREE     only address space (PROT_NONE); may be backed again.
- *   HUGE     a 2 MiB hugetlb page cut into equal slots of one arena size
- *            (8 x 256 KiB, 2 x 1 MiB or 1 x 2 MiB). A HUGE page with no live
- *            slot is either cached (kept mapped for reuse) or released.
- *   THP      the same, backed by ordinary memory marked MADV_HUGEPAGE, for
- *            a transparent huge page where no hugetlb page could be had.
- *   DEMOTED  copied to ordinary pages because something did to part of it
- *            what a hugetlb page cannot do (partial munmap, mprotect, ...).
- *            Its live arenas stay where they are; no new ones are placed.
- *   FOREIGN  someone else mapped over it (MAP_FIXED): never backed again.
+ * A page is in one of four states:
+ *   FREE    only address space (PROT_NONE); may be backed.
+ *   HUGE    a 2 MiB hugetlb page cut into equal slots of one arena size
+ *           (8 x 256 KiB, 2 x 1 MiB or 1 x 2 MiB). A HUGE page with no live
+ *           slot is either cached (kept mapped for reuse) or released.
+ *   THP     the same, backed by ordinary memory marked MADV_HUGEPAGE, for a
+ *           transparent huge page where no hugetlb page was to be had, or
+ *           where a HUGE page was moved before fork.
+ *   KERNEL  given to the kernel for good: exactly what plain pages would be
+ *           (its arenas ordinary memory in place, the rest holes), because
+ *           something did to it what a hugetlb page cannot do, or mapped
+ *           over it. Every call on it passes straight to the kernel.
  */
 #ifndef PYHUGE_TABLE_H
 #define PYHUGE_TABLE_H
@@ -30,12 +32,11 @@
 #define TABLE_PAGE_SHIFT 21
 #define TABLE_PAGE_SIZE ((uintptr_t)1 << TABLE_PAGE_SHIFT)
 #define TABLE_CLASSES 3 /* arena sizes: 256 KiB, 1 MiB, 2 MiB */
-#define TABLE_MAX_SLOTS 8
+#define TABLE_MAX_EXTENTS 64
 
-enum page_state { PAGE_FREE = 0, PAGE_HUGE, PAGE_DEMOTED, PAGE_FOREIGN, PAGE_THP };
+enum page_state { PAGE_FREE = 0, PAGE_HUGE, PAGE_THP, PAGE_KERNEL };
 /* What backs a page that takes arenas: index of the per-backing counters. */
 enum backing { BACK_HUGETLB = 0, BACK_THP = 1, BACKINGS };
-
 
 enum page_list { LIST_NONE = 0, LIST_FREE, LIST_PARTIAL, LIST_CACHE };
 
@@ -59,16 +60,27 @@ static inline enum backing page_backing(const struct page *p)
     return p->state == PAGE_THP ? BACK_THP : BACK_HUGETLB;
 }
 
+static inline unsigned page_slots(const struct page *p) { return 1u << (TABLE_PAGE_SHIFT - p->shift); }
+
+/* [lo, hi): pages [first, first + (hi - lo) / 2 MiB). lo and hi are read
+ * without the lock (table_overlaps), so they are written atomically. */
+struct table_extent {
+    uintptr_t lo, hi;
+    uint32_t first;
+};
+
 struct table {
-    uintptr_t base;
-    uint32_t npages;       /* capacity */
-    uint32_t used;         /* pages [0, used) have been taken at least once */
+    struct table_extent ext[TABLE_MAX_EXTENTS];
+    uint32_t nextents;       /* published with release after the extent is complete */
+    uint32_t npages;         /* pages in all extents */
+    uint32_t max_pages;      /* entries in `pages` */
+    uint32_t used;           /* pages [0, used) have been taken at least once */
     uint32_t held[BACKINGS]; /* pages serving arenas, cached ones included */
     uint32_t peak[BACKINGS]; /* most of them at once */
-    uint32_t cached;       /* serving pages with no live slot, kept mapped */
+    uint32_t cached;         /* serving pages with no live slot, kept mapped */
     uint32_t cache_max;
     uint64_t live[BACKINGS]; /* live arenas in serving pages */
-    int32_t free_head;     /* FREE pages below `used` */
+    int32_t free_head;       /* FREE pages below `used` */
     int32_t cache_head;
     int32_t partial[TABLE_CLASSES];
     struct page *pages;
@@ -76,26 +88,27 @@ struct table {
 
 /* Returns the class of an arena size, or -1 for any other size. */
 int table_class_of(size_t size);
-size_t table_class_size(int cls);
 
-void table_init(struct table *t, uintptr_t base, uint32_t npages, struct page *pages,
-                uint32_t cache_max);
+/* An empty table: no extents yet, room for max_pages pages in `pages`
+ * (whose memory may be untouched zeroes). */
+void table_init(struct table *t, struct page *pages, uint32_t max_pages, uint32_t cache_max);
 
-static inline bool table_contains(const struct table *t, uintptr_t addr)
-{
-    return addr - t->base < (uintptr_t)t->npages << TABLE_PAGE_SHIFT;
-}
+/* Adds n pages of address space at lo (2 MiB-aligned) as FREE pages.
+ * False when the table has no room for them. */
+bool table_add_extent(struct table *t, uintptr_t lo, uint32_t n);
 
-/* Page index of addr, which must satisfy table_contains. */
-static inline uint32_t table_index(const struct table *t, uintptr_t addr)
-{
-    return (uint32_t)((addr - t->base) >> TABLE_PAGE_SHIFT);
-}
+/* True when [lo, end) meets an extent. Lock-free: safe beside
+ * table_add_extent on another thread. */
+bool table_overlaps(const struct table *t, uintptr_t lo, uintptr_t end);
 
-static inline uintptr_t table_page_addr(const struct table *t, uint32_t idx)
-{
-    return t->base + ((uintptr_t)idx << TABLE_PAGE_SHIFT);
-}
+/* The page holding addr: true and *idx, or false when addr is in no extent. */
+bool table_lookup(const struct table *t, uintptr_t addr, uint32_t *idx);
+
+/* Splits [addr, end) at the first extent boundary: returns the end of the
+ * leading piece, and sets *inside when that piece lies in an extent. */
+uintptr_t table_piece(const struct table *t, uintptr_t addr, uintptr_t end, bool *inside);
+
+uintptr_t table_page_addr(const struct table *t, uint32_t idx);
 
 /* Hands out a free slot of class cls from a serving page that is already
  * mapped (partly used first, then cached). Sets *must_zero when the slot
@@ -103,38 +116,36 @@ static inline uintptr_t table_page_addr(const struct table *t, uint32_t idx)
 uintptr_t table_take_slot(struct table *t, int cls, bool *must_zero);
 
 /* Takes a FREE page for the caller to back. Returns its index, or -1 when
- * the address range is full. The page stays FREE (and off every list)
- * until table_add_page or table_put_free. */
+ * every page of every extent is taken. The page stays FREE (and off every
+ * list) until table_add_page or table_put_free. */
 int32_t table_claim_free(struct table *t);
 void table_put_free(struct table *t, uint32_t idx);
 
 /* Records a freshly mapped, zeroed page with slots of class cls. */
 void table_add_page(struct table *t, uint32_t idx, int cls, enum backing b);
 
+/* A serving page now has other memory behind it, with its live slots copied
+ * and its free slots zero. */
+void table_rebacked(struct table *t, uint32_t idx, enum backing b);
+
 enum release {
-    RELEASE_NOT_SLOT,   /* [addr, addr+len) is not exactly one live slot */
+    RELEASE_NOT_SLOT,   /* [addr, addr+len) is not exactly one live slot of a serving page */
     RELEASE_KEPT,       /* freed; the page stays mapped (other arenas, or cached) */
     RELEASE_UNMAP_PAGE, /* freed; the page is now FREE: the caller unmaps it */
-    RELEASE_UNMAP_SLOT, /* freed from a DEMOTED/FOREIGN page: the caller unmaps the slot */
 };
 
 /* Frees the live slot at exactly [addr, addr+len). *idx gets the page. */
 enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t *idx);
 
-/* Marks a serving page DEMOTED (the caller has moved it to ordinary pages). */
-void table_demote(struct table *t, uint32_t idx);
-/* Marks a page FOREIGN: someone else's mapping is there now. */
-void table_mark_foreign(struct table *t, uint32_t idx);
-/* Frees a DEMOTED page whose last slot is gone: it becomes FREE. */
-void table_retire_demoted(struct table *t, uint32_t idx);
+/* Gives page idx to the kernel: its arenas are no longer counted and the
+ * page is never backed again. Pages never taken up to idx become FREE pages
+ * on the free list, so the untouched part of the range is handed out in
+ * order. */
+void table_give_to_kernel(struct table *t, uint32_t idx);
 
 /* Releases one cached page: returns its index (now FREE; the caller unmaps
- * it) or -1 when the cache is empty. */
-int32_t table_evict_cached(struct table *t);
-
-/* True when every byte of [addr, addr+len), which must lie in the table's
- * range, is inside a live slot or a FOREIGN page: that is, would be mapped
- * memory had the arenas been ordinary mappings. */
-bool table_range_mapped(const struct table *t, uintptr_t addr, size_t len);
+ * it) or -1 when the cache is empty. Only pages backed by b when
+ * `only` is true. */
+int32_t table_evict_cached(struct table *t, bool only, enum backing b);
 
 #endif

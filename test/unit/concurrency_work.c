@@ -8,6 +8,7 @@
 
 #include "fakepython.h"
 #include "os.h"
+#include "range.h"
 #include "shim.h"
 
 #define ARENA ((size_t)1 << 20)
@@ -41,7 +42,7 @@ static unsigned char *arena_alloc(int *huge)
 
 static int arena_free(void *p)
 {
-    return shim_overlaps(p, ARENA) ? shim_munmap(p, ARENA) : os_next_munmap(p, ARENA);
+    return range_overlaps(p, ARENA) ? range_munmap(p, ARENA) : os_next_munmap(p, ARENA);
 }
 
 static void *worker(void *arg)
@@ -75,7 +76,7 @@ static void *worker(void *arg)
             count(&res->errors);
             continue;
         }
-        if (shim_overlaps(other, ARENA))
+        if (range_overlaps(other, ARENA))
             count(&res->inside_range);
         os_next_munmap(other, ARENA);
     }

@@ -14,7 +14,8 @@ static struct page pages[NPAGES];
 static void fresh(uint32_t cache_max)
 {
     memset(pages, 0, sizeof pages);
-    table_init(&t, BASE, NPAGES, pages, cache_max);
+    table_init(&t, pages, NPAGES, cache_max);
+    cr_assert(table_add_extent(&t, BASE, NPAGES));
 }
 
 static void setup(void) { fresh(0); }
@@ -145,8 +146,9 @@ Test(side_table, evicts_cached_pages, .init = NULL)
     uintptr_t a = take(2, &z);
     uint32_t idx;
     cr_expect_eq(table_release(&t, a, 2 * MiB, &idx), RELEASE_KEPT);
-    cr_expect_eq(table_evict_cached(&t), 0);
-    cr_expect_eq(table_evict_cached(&t), -1);
+    cr_expect_eq(table_evict_cached(&t, true, BACK_THP), -1, "only pages of one backing");
+    cr_expect_eq(table_evict_cached(&t, true, BACK_HUGETLB), 0);
+    cr_expect_eq(table_evict_cached(&t, false, BACK_HUGETLB), -1);
     cr_expect_eq(t.held[BACK_HUGETLB], 0);
 }
 
@@ -167,36 +169,119 @@ Test(side_table, reports_full_range)
     cr_expect_eq(table_claim_free(&t), -1);
 }
 
-Test(side_table, demoted_page_gives_slots_back_one_by_one)
+Test(side_table, page_given_to_the_kernel_takes_no_arena_and_frees_none)
 {
     bool z;
-    uintptr_t a = take(1, &z), b = take(1, &z);
-    table_demote(&t, 0);
+    uintptr_t a = take(1, &z);
+    take(1, &z);
+    table_give_to_kernel(&t, 0);
+    cr_expect_eq(pages[0].state, PAGE_KERNEL);
     cr_expect_eq(t.held[BACK_HUGETLB], 0, "no longer a huge page");
-    cr_expect_eq(t.live[BACK_HUGETLB], 0, "its arenas are no longer on huge pages");
-    cr_expect_eq(take(1, &z), BASE + 2 * MiB, "no new arena goes into a demoted page");
+    cr_expect_eq(t.live[BACK_HUGETLB], 0, "its arenas are no longer counted");
+    cr_expect_eq(take(1, &z), BASE + 2 * MiB, "no new arena goes into it");
     uint32_t idx;
-    cr_expect_eq(table_release(&t, a, MiB, &idx), RELEASE_UNMAP_SLOT);
-    cr_expect_eq(table_release(&t, b, MiB, &idx), RELEASE_UNMAP_SLOT);
-    table_retire_demoted(&t, 0);
-    cr_expect_eq(pages[0].state, PAGE_FREE);
+    cr_expect_eq(table_release(&t, a, MiB, &idx), RELEASE_NOT_SLOT,
+                 "its arenas are the kernel's to free");
 }
 
-Test(side_table, foreign_page_is_never_handed_out_again)
+Test(side_table, page_given_to_the_kernel_is_never_handed_out_again)
 {
-    table_mark_foreign(&t, 3);
+    table_give_to_kernel(&t, 3);
     for (int i = 0; i < NPAGES - 1; i++)
         cr_expect_neq(table_claim_free(&t), 3);
     cr_expect_eq(table_claim_free(&t), -1);
 }
 
-Test(side_table, knows_which_ranges_would_be_mapped)
+Test(side_table, moved_page_changes_counters_and_forgets_old_data)
 {
     bool z;
-    uintptr_t a = take(0, &z);
-    take(0, &z);
-    cr_expect(table_range_mapped(&t, a, 512 * KiB), "two live neighbours");
-    cr_expect(table_range_mapped(&t, a + 4096, 4096));
-    cr_expect_not(table_range_mapped(&t, a, 768 * KiB), "runs into a free slot");
-    cr_expect_not(table_range_mapped(&t, BASE + 2 * MiB, 4096), "an unused page");
+    uintptr_t a = take(1, &z);
+    take(1, &z);
+    uint32_t idx;
+    table_release(&t, a, MiB, &idx);
+    table_rebacked(&t, 0, BACK_THP);
+    cr_expect_eq(pages[0].state, PAGE_THP);
+    cr_expect_eq(t.held[BACK_HUGETLB], 0);
+    cr_expect_eq(t.held[BACK_THP], 1);
+    cr_expect_eq(t.live[BACK_THP], 1);
+    cr_expect_eq(t.peak[BACK_THP], 1);
+    cr_expect_eq(take(1, &z), a, "the free slot is used again");
+    cr_expect_not(z, "its new memory is zero");
+}
+
+/* ---- extents --------------------------------------------------------------- */
+
+#define FAR ((uintptr_t)0x50000000000)
+
+Test(extents, number_pages_on_across_extents)
+{
+    struct page many[40];
+    memset(many, 0, sizeof many);
+    table_init(&t, many, 40, 0);
+    cr_assert(table_add_extent(&t, BASE, 4));
+    cr_assert(table_add_extent(&t, FAR, 4));
+    cr_expect_eq(t.nextents, 2);
+    uint32_t idx;
+    cr_expect(table_lookup(&t, FAR + 2 * MiB + 5, &idx));
+    cr_expect_eq(idx, 5);
+    cr_expect_eq(table_page_addr(&t, 5), FAR + 2 * MiB);
+    cr_expect_eq(table_page_addr(&t, 3), BASE + 6 * MiB);
+    cr_expect_not(table_lookup(&t, BASE + 8 * MiB, &idx), "between the extents");
+    for (int i = 0; i < 8; i++)
+        cr_expect_eq(table_claim_free(&t), i);
+    cr_expect_eq(table_claim_free(&t), -1, "every page of both extents taken");
+}
+
+Test(extents, one_right_after_the_last_extends_it)
+{
+    struct page many[40];
+    table_init(&t, many, 40, 0);
+    cr_assert(table_add_extent(&t, BASE, 4));
+    cr_assert(table_add_extent(&t, BASE + 8 * MiB, 4));
+    cr_expect_eq(t.nextents, 1);
+    cr_expect_eq(t.ext[0].hi, BASE + 16 * MiB);
+    uint32_t idx;
+    cr_expect(table_lookup(&t, BASE + 9 * MiB, &idx));
+    cr_expect_eq(idx, 4);
+}
+
+Test(extents, refuses_more_pages_than_the_table_holds)
+{
+    struct page few[6];
+    table_init(&t, few, 6, 0);
+    cr_expect(table_add_extent(&t, BASE, 4));
+    cr_expect_not(table_add_extent(&t, FAR, 4));
+    cr_expect(table_add_extent(&t, FAR, 2));
+    cr_expect_not(table_add_extent(&t, FAR + 64 * MiB, 0), "no empty extents");
+}
+
+Test(extents, overlap_test_sees_every_extent_and_nothing_else)
+{
+    struct page many[40];
+    table_init(&t, many, 40, 0);
+    cr_expect_not(table_overlaps(&t, 0, UINTPTR_MAX), "no extent yet");
+    table_add_extent(&t, BASE, 4);
+    table_add_extent(&t, FAR, 4);
+    cr_expect(table_overlaps(&t, FAR + 4096, FAR + 8192));
+    cr_expect(table_overlaps(&t, BASE - 4096, BASE + 1), "ends one byte in");
+    cr_expect_not(table_overlaps(&t, BASE - 4096, BASE), "ends where it starts");
+    cr_expect_not(table_overlaps(&t, BASE + 8 * MiB, FAR), "the gap between");
+    cr_expect(table_overlaps(&t, 0, UINTPTR_MAX));
+}
+
+Test(extents, split_a_range_at_extent_boundaries)
+{
+    struct page many[40];
+    table_init(&t, many, 40, 0);
+    table_add_extent(&t, BASE, 4);
+    table_add_extent(&t, FAR, 4);
+    bool inside;
+    cr_expect_eq(table_piece(&t, BASE - MiB, FAR + MiB, &inside), BASE);
+    cr_expect_not(inside);
+    cr_expect_eq(table_piece(&t, BASE, FAR + MiB, &inside), BASE + 8 * MiB);
+    cr_expect(inside);
+    cr_expect_eq(table_piece(&t, BASE + 8 * MiB, FAR + MiB, &inside), FAR);
+    cr_expect_not(inside);
+    cr_expect_eq(table_piece(&t, FAR, FAR + MiB, &inside), FAR + MiB);
+    cr_expect(inside);
 }

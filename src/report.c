@@ -1,0 +1,158 @@
+#include "report.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cpython.h"
+#include "log.h"
+#include "os.h"
+#include "state.h"
+
+static const char *const reason_names[PYHUGE_FALLBACK_COUNT] = {
+    [PYHUGE_FALLBACK_POOL] = "pool",       [PYHUGE_FALLBACK_FAULT] = "fault",
+    [PYHUGE_FALLBACK_CAP] = "cap",         [PYHUGE_FALLBACK_SPACE] = "space",
+    [PYHUGE_FALLBACK_BACKOFF] = "backoff", [PYHUGE_FALLBACK_THP] = "thp",
+};
+
+static const char *const reason_texts[PYHUGE_FALLBACK_COUNT] = {
+    [PYHUGE_FALLBACK_POOL] = "the kernel has no free 2 MiB huge page for us "
+                             "(HugePages_Free in /proc/meminfo; see `pyhuge reserve`)",
+    [PYHUGE_FALLBACK_FAULT] = "a huge page could not be faulted in (hugetlb cgroup limit?)",
+    [PYHUGE_FALLBACK_CAP] = "PYHUGE_MAX_PAGES is reached",
+    [PYHUGE_FALLBACK_SPACE] = "the kernel refuses more address space (RLIMIT_AS, RLIMIT_DATA, "
+                              "vm.max_map_count), or the shim's 64 GiB range is full",
+    [PYHUGE_FALLBACK_BACKOFF] = "waiting after a recent refusal, or after a slow transparent "
+                                "huge page fault (PYHUGE_THP_STALL_US)",
+    [PYHUGE_FALLBACK_THP] = "transparent huge pages are off or refused (PYHUGE_BACKEND=thp)",
+};
+
+void report_sync(void)
+{
+    const struct table *t = &shim.table;
+    shim.st.arenas_live = t->live[BACK_HUGETLB];
+    shim.st.pages_now = t->held[BACK_HUGETLB];
+    shim.st.pages_peak = t->peak[BACK_HUGETLB];
+    shim.st.pages_thp = t->held[BACK_THP];
+    shim.st.pages_thp_peak = t->peak[BACK_THP];
+    shim.st.pages_cached = t->cached;
+    if (shim.page)
+        shim.page->stats = shim.st;
+}
+
+void report_publish_page(void)
+{
+    intptr_t r = os_map_memfd("pyhuge-stats", OS_PAGE_SIZE);
+    struct pyhuge_stats_page *old = shim.page;
+    shim.page = NULL;
+    if (old)
+        os_munmap(old, OS_PAGE_SIZE); /* after fork, the parent's: never written by the child */
+    if (os_failed(r)) {
+        log_debug("no stats page for tools (errno %d)", (int)-r);
+        return;
+    }
+    shim.page = (struct pyhuge_stats_page *)r;
+    memcpy(shim.page->magic, PYHUGE_STATS_PAGE_MAGIC, sizeof PYHUGE_STATS_PAGE_MAGIC);
+    shim.page->pid = (uint64_t)os_getpid();
+    shim.page->stats = shim.st;
+}
+
+void report_child(void)
+{
+    struct pyhuge_stats fresh = {
+        .version = PYHUGE_STATS_VERSION,
+        .enabled = shim.st.enabled,
+        .arena_size = shim.st.arena_size,
+    };
+    shim.st = fresh;
+    struct table *t = &shim.table;
+    for (int b = 0; b < BACKINGS; b++)
+        t->peak[b] = t->held[b];
+    if (shim.page)
+        report_publish_page();
+    report_sync();
+}
+
+void report_fallback(int reason)
+{
+    shim.st.arenas_fallback++;
+    shim.st.fallbacks[reason]++;
+    unsigned bit = 1u << reason;
+    if (!(__atomic_fetch_or(&shim.reasons_logged, bit, __ATOMIC_RELAXED) & bit))
+        log_info("arenas go to ordinary pages while %s", reason_texts[reason]);
+    else
+        log_trace("arena to ordinary pages: %s", reason_names[reason]);
+}
+
+void report_read(struct pyhuge_stats *out)
+{
+    if (in_shim) {
+        *out = shim.st; /* from a signal handler inside the shim: best effort */
+        return;
+    }
+    shim_lock();
+    *out = shim.st;
+    shim_unlock();
+    out->version = PYHUGE_STATS_VERSION;
+}
+
+static void format_stats(struct fmt *f, const struct pyhuge_stats *st)
+{
+    log_prefix(f);
+    fmt_add(f,
+            "stats: arenas huge=%lu fallback=%lu thp=%lu live=%lu size=%luK; "
+            "huge pages now=%lu peak=%lu (%lu MiB) cached=%lu demoted=%lu forked=%lu; "
+            "thp pages now=%lu peak=%lu; fallbacks",
+            (unsigned long)st->arenas_huge, (unsigned long)st->arenas_fallback,
+            (unsigned long)st->arenas_thp, (unsigned long)st->arenas_live,
+            (unsigned long)(st->arena_size >> 10), (unsigned long)st->pages_now,
+            (unsigned long)st->pages_peak, (unsigned long)(st->pages_peak * 2),
+            (unsigned long)st->pages_cached, (unsigned long)st->pages_demoted,
+            (unsigned long)st->pages_forked, (unsigned long)st->pages_thp,
+            (unsigned long)st->pages_thp_peak);
+    for (int r = 0; r < PYHUGE_FALLBACK_COUNT; r++)
+        fmt_add(f, " %s=%lu", reason_names[r], (unsigned long)st->fallbacks[r]);
+    fmt_add(f, "\n");
+}
+
+static void write_stats_line(const struct pyhuge_stats *st)
+{
+    char buf[512];
+    struct fmt f;
+    fmt_init(&f, buf, sizeof buf);
+    format_stats(&f, st);
+    if (shim.opt.stats == STATS_STDERR) {
+        os_write_all(2, buf, f.len);
+        return;
+    }
+    int fd = os_open(shim.opt.stats_path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (fd < 0) {
+        log_warn("cannot open PYHUGE_STATS file %s (errno %d); stats go to stderr",
+                 shim.opt.stats_path, -fd);
+        os_write_all(2, buf, f.len);
+        return;
+    }
+    os_write_all(fd, buf, f.len); /* one write with O_APPEND: lines never interleave */
+    os_close(fd);
+}
+
+void report_exit(void)
+{
+    int s = __atomic_load_n(&shim.state, __ATOMIC_ACQUIRE);
+    if (s == STATE_OFF) {
+        log_info("PYHUGE=off: nothing was done");
+    } else if (s == STATE_ACTIVE) {
+        struct pyhuge_stats st;
+        report_read(&st);
+        bool any = st.arenas_huge + st.arenas_fallback + st.arenas_thp + st.pages_forked > 0;
+        char what[160];
+        bool python = any || cpython_describe(what, sizeof what);
+        if (!any)
+            log_info("nothing was done: %s", python ? "CPython made no pymalloc arena request "
+                                                      "(free-threaded build, or PYTHONMALLOC=malloc?)"
+                                                    : what);
+        if (python && shim.opt.stats != STATS_NONE)
+            write_stats_line(&st);
+    }
+    log_flush_dropped();
+}

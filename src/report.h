@@ -1,0 +1,31 @@
+/*
+ * What the shim tells: the counters (struct pyhuge_stats, mirrored on a
+ * shared page that tools read), why arenas fell back, and the line at exit.
+ * Under the shim's lock, all of them but report_exit.
+ */
+#ifndef PYHUGE_REPORT_H
+#define PYHUGE_REPORT_H
+
+#include "pyhuge.h"
+
+/* Copies the table's gauges into shim.st, and shim.st into the stats page. */
+void report_sync(void);
+
+/* Gives this process a stats page of its own. */
+void report_publish_page(void);
+
+/* In a forked child: counts from zero, on a page of its own (the parent's
+ * is shared with it). */
+void report_child(void);
+
+/* An arena went to ordinary pages for `reason`: counted; said once per
+ * reason at PYHUGE_VERBOSE=1, every time at 3. */
+void report_fallback(int reason);
+
+/* The counters, for pyhuge_get_stats. Takes the lock itself. */
+void report_read(struct pyhuge_stats *out);
+
+/* At exit: the PYHUGE_STATS line, and what was done (PYHUGE_VERBOSE). */
+void report_exit(void);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * Where a page's memory comes from: the hugetlb pool first, then a
+ * transparent huge page, each with a doubling wait after the kernel
+ * refuses (or, for THP, after a fault slow enough to mean compaction).
+ * Under the shim's lock, all of them.
+ */
+#ifndef PYHUGE_TIERS_H
+#define PYHUGE_TIERS_H
+
+#include <stdint.h>
+
+/* Reads the kernel's THP setting once (the THP tier is there unless it is
+ * [never]). */
+void tier_detect(void);
+
+/* Backs FREE page idx for arenas of class cls: a hugetlb page, else a
+ * transparent huge page. Returns -1, or why neither (enum pyhuge_fallback);
+ * the page is FREE again then. */
+int tier_back_page(uint32_t idx, int cls);
+
+/* A page of ours went back to the pool: worth trying again at once. */
+void tier_page_returned(void);
+
+/* 2 MiB of private anonymous memory, 2 MiB-aligned and marked for a
+ * transparent huge page unless THP is off or PYHUGE_BACKEND=hugetlb: where
+ * a hugetlb page's arenas go when they must leave it (fork). Without the
+ * room to align it, any 2 MiB. Not faulted in. The address, or -errno. */
+intptr_t tier_new_ordinary(void);
+
+#endif
