@@ -22,9 +22,11 @@
  *    forking thread holds the GIL, so the snapshot is the heap as the child
  *    would have had it; writes without the GIL meanwhile only touch objects
  *    of threads the child does not have.
- *  - Where that memory cannot be had (RLIMIT_AS, out of memory), the child
- *    copies the pages left over itself, and stops with a message when it
- *    cannot: it never goes on sharing them.
+ *  - Where the memory for a move or a snapshot cannot be had (RLIMIT_AS,
+ *    out of memory), the child stops at once with a message (SIGABRT): it
+ *    cannot copy the pages itself, because until it has, a parent writing
+ *    into a drained pool takes them from under it (measured: SIGBUS). With
+ *    one thread a move needs no memory beyond a free page of the range.
  *
  * Nobody waits for anybody: a child stopped by a debugger holds no one up.
  * Signals are blocked from the prepare handler to the parent and child
@@ -36,6 +38,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include "log.h"
 #include "os.h"
@@ -47,6 +50,7 @@
 /* Under the shim's lock, which the forking thread holds from prepare to the
  * parent and child handlers. */
 static struct {
+    bool own;               /* the child must end up with no hugetlb page of the parent's */
     uintptr_t snapshot;     /* the multi-threaded case: a copy per hugetlb page, in table order */
     uint32_t snapshot_pages;
     int error;              /* why memory could not be had, for the child's message */
@@ -59,12 +63,52 @@ static __thread bool holds_lock;
 
 static bool is_hugetlb(uint32_t idx) { return shim.table.pages[idx].state == PAGE_HUGE; }
 
+/* With one thread and no memory for a copy elsewhere: through a FREE page
+ * of the range, which is address space already. The hugetlb page moves
+ * there, ordinary memory takes its place (page idx is a hole for that
+ * moment, which nothing else can fill: one thread), and the copy goes
+ * back. */
+static int move_through_free_page(uint32_t idx)
+{
+    int32_t f = table_claim_free(&shim.table);
+    if (f < 0)
+        return -ENOMEM;
+    uintptr_t fa = table_page_addr(&shim.table, (uint32_t)f), pa = table_page_addr(&shim.table, idx);
+    int e = (int)os_mremap((void *)pa, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
+                           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)fa);
+    if (os_failed(e)) {
+        table_put_free(&shim.table, (uint32_t)f);
+        return e;
+    }
+    intptr_t r = os_map_anon_at(pa, TABLE_PAGE_SIZE, shim.thp_usable && shim.opt.backend != BACKEND_HUGETLB);
+    if (os_failed(r)) {
+        if (os_failed(os_mremap((void *)fa, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
+                                MREMAP_MAYMOVE | MREMAP_FIXED, (void *)pa))) {
+            log_warn("fork: cannot put a huge page back where its arenas live (errno %d): "
+                     "aborting", (int)-r);
+            os_abort();
+        }
+        table_put_free(&shim.table, (uint32_t)f);
+        return (int)r;
+    }
+    range_copy_live_from(idx, fa, pa);
+    if (os_reserve(fa, TABLE_PAGE_SIZE) != 0) {
+        os_munmap((void *)fa, TABLE_PAGE_SIZE);
+        table_give_to_kernel(&shim.table, (uint32_t)f);
+    } else {
+        table_put_free(&shim.table, (uint32_t)f);
+    }
+    table_rebacked(&shim.table, idx, BACK_THP);
+    log_debug("fork: huge page %u moved through page %d (no memory for a copy elsewhere)", idx, f);
+    return 0;
+}
+
 /* Page idx's arenas into new ordinary memory at the same address. */
 static int move_to_ordinary(uint32_t idx)
 {
     intptr_t tmp = tier_new_ordinary();
     if (os_failed(tmp))
-        return (int)tmp;
+        return move_through_free_page(idx);
     range_copy_live(idx, (uintptr_t)tmp);
     int e = range_move_over(idx, (uintptr_t)tmp);
     if (e < 0)
@@ -96,8 +140,8 @@ static void take_snapshot(void)
     intptr_t r = os_map_anon((size_t)n << TABLE_PAGE_SHIFT, TABLE_PAGE_SIZE, thp);
     if (os_failed(r)) {
         plan.error = (int)-r;
-        log_debug("fork: no memory for a snapshot of %u huge pages (errno %d); the child copies "
-                  "them itself", n, plan.error);
+        log_warn("fork: no memory for a copy of %u huge pages of arenas (errno %d: RLIMIT_AS, "
+                 "or out of memory); the child will stop", n, plan.error);
         return;
     }
     plan.snapshot = (uintptr_t)r;
@@ -117,10 +161,11 @@ static void fork_prepare(void)
     if (!holds_lock)
         return;
     shim_lock();
+    plan.own = shim.opt.fork == FORK_COPY && shim.table.pages;
     plan.snapshot = 0;
     plan.snapshot_pages = 0;
     plan.error = 0;
-    if (shim.opt.fork != FORK_COPY || !shim.table.pages)
+    if (!plan.own)
         return;
     int32_t cached;
     while ((cached = table_evict_cached(&shim.table, true, BACK_HUGETLB)) >= 0)
@@ -146,41 +191,34 @@ static void fork_parent(void)
     os_restore_signals(&saved_mask);
 }
 
-/* Moves the snapshot over the inherited pages, then copies whatever is left. */
+/* Moves the snapshot over the inherited pages. A page left shared (no
+ * memory for a move or a snapshot) stops the child. */
 static void make_pages_own(void)
 {
-    uint32_t k = 0, copied = 0;
+    uint32_t k = 0;
     for (uint32_t i = 0; i < shim.table.used; i++) {
         if (!is_hugetlb(i))
             continue;
-        int e = -ENOMEM;
-        if (k < plan.snapshot_pages) {
-            e = range_move_over(i, plan.snapshot + ((uintptr_t)k++ << TABLE_PAGE_SHIFT));
-            e = e < 0 ? e : 0;
-            if (!e)
-                table_rebacked(&shim.table, i, BACK_THP);
-        }
-        if (e) {
-            e = move_to_ordinary(i);
-            copied++;
-        }
-        if (e) {
+        int e = k < plan.snapshot_pages
+                    ? range_move_over(i, plan.snapshot + ((uintptr_t)k++ << TABLE_PAGE_SHIFT))
+                    : -(plan.error ? plan.error : ENOMEM);
+        if (e < 0) {
             log_warn("fork: this child cannot have memory of its own for its parent's arenas on "
-                     "huge pages (errno %d%s); it stops here rather than share them with its "
-                     "parent (PYHUGE_FORK=share takes that risk instead)",
-                     -e, plan.error ? ", and RLIMIT_AS or memory refused a snapshot" : "");
+                     "huge pages (errno %d: RLIMIT_AS, or out of memory); it stops here rather "
+                     "than share them with its parent (PYHUGE_FORK=share takes that risk "
+                     "instead)", -e);
             os_abort();
         }
+        table_rebacked(&shim.table, i, BACK_THP);
     }
-    if (copied)
-        log_debug("fork: child copied %u huge pages itself", copied);
 }
 
 static void fork_child(void)
 {
     if (holds_lock) {
         report_child();
-        make_pages_own();
+        if (plan.own)
+            make_pages_own();
         shim.hugetlb_wait = (struct backoff){0};
         report_sync();
         shim_unlock();

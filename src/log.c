@@ -3,7 +3,7 @@
 #include "os.h"
 
 static int current_level = LOG_WARN;
-static unsigned printed[2];  /* warnings; levels 1 and 2 */
+static unsigned printed[2];  /* warnings; level 1 */
 static unsigned dropped[2];
 
 void log_set_level(int level) { __atomic_store_n(&current_level, level, __ATOMIC_RELAXED); }
@@ -36,7 +36,7 @@ void log_msg(enum log_level level, const char *format, ...)
 {
     if ((int)level > log_level())
         return;
-    if (level < LOG_TRACE) {
+    if (level <= LOG_INFO) {
         unsigned k = level == LOG_WARN ? 0 : 1;
         unsigned cap = level == LOG_WARN ? LOG_MAX_WARNINGS : LOG_MAX_MESSAGES;
         if (__atomic_fetch_add(&printed[k], 1, __ATOMIC_RELAXED) >= cap) {

@@ -7,9 +7,10 @@
  * Level 0 (warnings) always prints; higher levels print when PYHUGE_VERBOSE
  * is at least that level. So that a misbehaving environment cannot flood a
  * service's log, at most LOG_MAX_WARNINGS warnings and LOG_MAX_MESSAGES
- * messages of levels 1 and 2 are printed, each with a budget of its own (a
- * chatty level never uses up the warnings'); level 3 is every arena, asked
- * for, and not capped. log_flush_dropped says how many were left out.
+ * messages of level 1 are printed, each level with a budget of its own (so
+ * a chatty level never uses up the warnings'); levels 2 and 3 (every huge
+ * page, every arena) are asked for by name and not capped.
+ * log_flush_dropped says how many were left out.
  */
 #ifndef PYHUGE_LOG_H
 #define PYHUGE_LOG_H

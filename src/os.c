@@ -140,6 +140,15 @@ bool os_is_mapped(uintptr_t addr, size_t len)
     return true;
 }
 
+intptr_t os_map_anon_at(uintptr_t addr, size_t len, bool thp)
+{
+    intptr_t r = os_mmap((void *)addr, len, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (!os_failed(r) && thp)
+        os_madvise((void *)r, len, MADV_HUGEPAGE);
+    return r;
+}
+
 void os_name_range(void *addr, size_t len, const char *name)
 {
 #ifndef PR_SET_VMA

@@ -22,7 +22,6 @@
 #include <sys/types.h>
 
 #define OS_PAGE_SIZE 4096u
-#define OS_HUGE_SIZE ((size_t)2 << 20)
 
 static inline bool os_failed(intptr_t r) { return r < 0 && r > -4096; }
 
@@ -57,6 +56,8 @@ intptr_t os_reserve_new(size_t len, size_t align);
  * MADV_HUGEPAGE when `thp` (a transparent huge page needs a whole aligned
  * 2 MiB inside one such mapping). Not faulted in. The address or -errno. */
 intptr_t os_map_anon(size_t len, size_t align, bool thp);
+/* The same at addr, where nothing may be mapped (MAP_FIXED_NOREPLACE). */
+intptr_t os_map_anon_at(uintptr_t addr, size_t len, bool thp);
 
 /* True when every page of [addr, addr+len) is mapped (mincore). */
 bool os_is_mapped(uintptr_t addr, size_t len);

@@ -106,14 +106,18 @@ void range_release_page(uint32_t idx)
     log_debug("page %u back to address space", idx);
 }
 
-void range_copy_live(uint32_t idx, uintptr_t to)
+void range_copy_live_from(uint32_t idx, uintptr_t from, uintptr_t to)
 {
     const struct page *p = &shim.table.pages[idx];
-    uintptr_t pa = table_page_addr(&shim.table, idx);
     size_t slot = (size_t)1 << p->shift;
     for (unsigned i = 0; i < page_slots(p); i++)
         if (p->live & (1u << i))
-            memcpy((char *)to + i * slot, (char *)pa + i * slot, slot);
+            memcpy((char *)to + i * slot, (char *)from + i * slot, slot);
+}
+
+void range_copy_live(uint32_t idx, uintptr_t to)
+{
+    range_copy_live_from(idx, table_page_addr(&shim.table, idx), to);
 }
 
 int range_move_over(uint32_t idx, uintptr_t from)

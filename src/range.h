@@ -50,8 +50,10 @@ int32_t range_claim_page(void);
  * evicted from the cache) goes back to being address space. */
 void range_release_page(uint32_t idx);
 
-/* Copies the live slots of page idx into the 2 MiB at `to`. */
+/* Copies the live slots of page idx into the 2 MiB at `to`; from the 2 MiB
+ * at `from` instead of the page itself with range_copy_live_from. */
 void range_copy_live(uint32_t idx, uintptr_t to);
+void range_copy_live_from(uint32_t idx, uintptr_t from, uintptr_t to);
 
 /* Moves the 2 MiB mapping at `from` over page idx in one mremap. Returns 0;
  * or -errno with `from` unmapped and the page unchanged; or RANGE_COPIED

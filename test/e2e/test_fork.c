@@ -3,6 +3,7 @@
  * children die of SIGBUS; ours survive and compute the right answers.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -115,4 +116,126 @@ Test(fork, private_huge_pages_lose_children_to_a_gil_free_writer)
         killed = deaths();
     }
     cr_expect_geq(killed, 1, "the hazard is real on this kernel:\n%s", r.out);
+}
+
+/* ---- fork at the limits, and what fork costs in memory -------------------- */
+
+static int count_children(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p++)
+        n++;
+    return n;
+}
+
+static void roomy_pool(void)
+{
+    if (access(PYTHON, X_OK) != 0)
+        cr_skip_test("no %s on this machine", PYTHON);
+    pool_require(200);
+}
+
+TestSuite(fork_limits, .init = roomy_pool, .fini = pool_restore, .timeout = 180);
+
+/* No descriptor left: the shim cannot read its thread count (or make any
+ * file); fork must still give every child the heap as it was. */
+Test(fork_limits, no_file_descriptor_left)
+{
+    char *argv[] = {PYTHON, LIMITS_FORK_PY, "nofile", "5", NULL};
+    char *env[] = {PRELOAD, NULL};
+    run(&r, env, argv);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_expect_eq(count_children(r.out, "exit=0"), 5, "every child saw its heap:\n%s", r.out);
+    cr_expect_eq(field(r.out, "parent changed", 0, "changed"), 0, "%s", r.out);
+    cr_expect_eq(count_lines(r.out, "parent ok"), 1);
+}
+
+/* RLIMIT_AS too low for a copy of the heap, with a second thread: a child
+ * either has memory of its own or stops with a message (SIGABRT); it never
+ * shares the parent's, and no child's write reaches the parent. */
+Test(fork_limits, address_space_limit_never_shares_the_heap)
+{
+    char *argv[] = {PYTHON, LIMITS_FORK_PY, "as", "5", NULL};
+    char *env[] = {PRELOAD, NULL};
+    run(&r, env, argv);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    int ok = count_children(r.out, "exit=0"), stopped = count_children(r.out, "signal=6");
+    cr_expect_eq(ok + stopped, 5, "each child right, or stopped:\n%s\n%s", r.out, r.err);
+    cr_expect(stopped == 0 || strstr(r.err, "cannot have memory of its own") != NULL,
+              "a stopped child says why:\n%s", r.err);
+    cr_expect_eq(field(r.out, "parent changed", 0, "changed"), 0, "%s", r.out);
+    cr_expect_eq(count_lines(r.out, "parent ok"), 1);
+}
+
+/* The same with one thread and 1 MiB of address space to spare: the pages
+ * move through free pages of the shim's range, and every child runs. */
+Test(fork_limits, one_thread_at_its_address_space_limit)
+{
+    char *argv[] = {PYTHON, LIMITS_FORK_PY, "as1", "5", NULL};
+    char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+    run(&r, env, argv);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_expect_eq(count_children(r.out, "exit=0"), 5, "every child right:\n%s\n%s", r.out, r.err);
+    cr_expect_eq(field(r.out, "parent changed", 0, "changed"), 0, "%s", r.out);
+    cr_expect_eq(count_lines(r.out, "parent ok"), 1);
+    cr_expect_gt(field(r.err, "pyhuge [", 0, "forked"), 0, "pages were moved:\n%s", r.err);
+}
+
+/* A prefork server (prefork.py): the workers share the master's heap as
+ * they do without the shim, instead of each holding a copy of it, and the
+ * arenas they make on their own are on huge pages. */
+Test(fork_limits, prefork_workers_share_the_masters_heap, .timeout = 300)
+{
+    static struct run stock;
+    char *argv[] = {PYTHON, PREFORK_PY, "150", "4", "20", NULL};
+    char *plain[] = {NULL};
+    char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+    run(&stock, plain, argv);
+    run(&r, env, argv);
+    cr_assert_eq(stock.status, 0, "%s", stock.err);
+    cr_assert_eq(r.status, 0, "%s\n%s", r.out, r.err);
+    double total_stock = 0, total = 0;
+    const char *t = strstr(stock.out, "\"total_mib\": ");
+    const char *u = strstr(r.out, "\"total_mib\": ");
+    cr_assert(t && u, "%s\n%s", stock.out, r.out);
+    total_stock = strtod(t + 13, NULL);
+    total = strtod(u + 13, NULL);
+    cr_expect_leq(total, total_stock * 1.25, "Pss + hugetlb of all processes: %.0f MiB under the "
+                  "shim, %.0f MiB stock", total, total_stock);
+    cr_expect(strstr(r.out, "\"workers_ok\": 4") != NULL, "%s", r.out);
+    /* Each worker's own memory is what it built and wrote, not the heap. */
+    int workers = 0;
+    for (const char *p = strstr(r.out, "\"workers_mem\""); p && (p = strstr(p, "\"private\": ")); p++) {
+        double private_mib = strtod(p + 11, NULL);
+        cr_expect_lt(private_mib, 150 / 2, "a worker holds %.0f MiB of its own: a copy of the "
+                     "master's 150 MiB heap?", private_mib);
+        workers++;
+    }
+    cr_expect_eq(workers, 4);
+    int huge_workers = 0;
+    for (const char *p = strstr(r.out, "\"workers_mem\""); p && (p = strstr(p, "\"hugetlb\": ")); p++)
+        huge_workers += strtod(p + 11, NULL) >= 10;
+    cr_expect_eq(huge_workers, 4, "every worker's own arenas on huge pages:\n%s", r.out);
+}
+
+/* A child counts from zero: its PYHUGE_STATS line is its own. */
+Test(fork_limits, a_childs_stats_line_is_its_own)
+{
+    char *argv[] = {PYTHON, "-c",
+                    "import os, sys\n"
+                    "heap = [[(i, str(i)) for i in range(10000)] for _ in range(40)]\n"
+                    "pid = os.fork()\n"
+                    "if pid == 0:\n"
+                    "    sys.exit(0)\n"
+                    "os.waitpid(pid, 0)\n",
+                    NULL};
+    char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+    run(&r, env, argv);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_eq(count_lines(r.err, "pyhuge ["), 2, "one line per process:\n%s", r.err);
+    long a = field(r.err, "pyhuge [", 0, "huge"), b = field(r.err, "pyhuge [", 1, "huge");
+    long child = a < b ? a : b, parent = a < b ? b : a;
+    cr_expect_gt(parent, 40, "the parent's arenas:\n%s", r.err);
+    cr_expect_lt(child, 10, "the child made few arenas of its own, and does not repeat the "
+                 "parent's:\n%s", r.err);
 }

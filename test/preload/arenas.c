@@ -15,8 +15,26 @@
  *   stats             the shim's counters, through its public API
  *   pool              HugePages_Free and HugePages_Rsvd
  *   naive N           what a naive shim does: maps N huge pages and writes them
+ *   munmap-top I      munmap from inside arena I with a length past the top of
+ *                     the address space (1 << 63), which the kernel refuses
+ *   noreplace I       mmap(MAP_FIXED_NOREPLACE) over arena I
+ *   files N           N file mappings, each written through, grown with
+ *                     mremap, written again and read back from the file
+ *   smaps I           how the kernel maps arena I, and whether the shim's
+ *                     address space is left out of core dumps
+ *   core DIR          dumps core in DIR (RLIMIT_CORE raised) by abort()
+ *   fork              forks a child that exits at once; does not wait for it
+ *   forkstorm N       N rounds of a 2 MiB arena, fork, wait, free, while a
+ *                     timer's signal handler forks too (it may land inside
+ *                     fork, or inside the shim)
  */
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +101,108 @@ static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
         if (p[i] != v)
             return 0;
     return 1;
+}
+
+/* smaps fields of the mapping holding addr, and whether the mapping 2 MiB
+ * past addr's 2 MiB page (free address space of the shim's, when only that
+ * page is used) is left out of core dumps (VmFlags dd). */
+static void smaps_of(const void *addr)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    int inside = 0, next = 0, next_dd = -1;
+    unsigned long private_huge = 0, shared_huge = 0, page_kb = 0;
+    uintptr_t a = (uintptr_t)addr, n = (a & ~(uintptr_t)0x1fffff) + 0x200000;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, kb;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            inside = a >= lo && a < hi;
+            next = n >= lo && n < hi;
+            continue;
+        }
+        if (inside && sscanf(line, "Private_Hugetlb: %lu kB", &kb) == 1)
+            private_huge = kb;
+        if (inside && sscanf(line, "Shared_Hugetlb: %lu kB", &kb) == 1)
+            shared_huge = kb;
+        if (inside && sscanf(line, "KernelPageSize: %lu kB", &kb) == 1)
+            page_kb = kb;
+        if (next && strncmp(line, "VmFlags:", 8) == 0)
+            next_dd = strstr(line, " dd") != NULL;
+    }
+    if (f)
+        fclose(f);
+    printf("smaps page_kb=%lu private_hugetlb=%lu shared_hugetlb=%lu next_dd=%d\n", page_kb,
+           private_huge, shared_huge, next_dd);
+}
+
+/* N file mappings written through mmap and mremap, checked with read(2). */
+static void files(int n)
+{
+    char path[] = "/tmp/pyhuge-files-XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    if (fd < 0 || ftruncate(fd, (off_t)n * 2 * 65536) != 0) {
+        printf("files failed errno=%d\n", errno);
+        return;
+    }
+    int good = 0;
+    for (int i = 0; i < n; i++) {
+        off_t off = (off_t)i * 2 * 65536;
+        char *p = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+        if (p == MAP_FAILED)
+            continue;
+        memset(p, 'a', 65536);
+        char *q = mremap(p, 65536, 2 * 65536, MREMAP_MAYMOVE);
+        if (q == MAP_FAILED) {
+            munmap(p, 65536);
+            continue;
+        }
+        memset(q + 65536, 'b', 65536);
+        munmap(q, 2 * 65536);
+        char back[2 * 65536];
+        good += pread(fd, back, sizeof back, off) == (ssize_t)sizeof back && back[0] == 'a' &&
+                back[65535] == 'a' && back[65536] == 'b' && back[sizeof back - 1] == 'b';
+    }
+    close(fd);
+    printf("files n=%d in_file=%d\n", n, good);
+}
+
+static void on_alarm_fork(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    errno = saved;
+}
+
+static void forkstorm(int rounds)
+{
+    struct sigaction sa = {.sa_handler = on_alarm_fork, .sa_flags = SA_RESTART};
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 1500}, {0, 1500}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    int ok = 0;
+    for (int i = 0; i < rounds; i++) {
+        void *p = fake_arena_alloc((size_t)2 << 20);
+        if (!p)
+            continue;
+        memset(p, 3, (size_t)2 << 20);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(all_bytes(p, (size_t)2 << 20, 3) ? 0 : 3);
+        int status = 0;
+        while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        ok += pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        fake_arena_free(p, (size_t)2 << 20);
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    printf("forkstorm rounds=%d ok=%d\n", rounds, ok);
 }
 
 static unsigned char pattern(int i) { return (unsigned char)(i % 250 + 1); }
@@ -198,6 +318,31 @@ int main(int argc, char **argv)
             }
             memset(p, 1, len);
             printf("naive rc=0 written=%zu\n", len);
+        } else if (!strcmp(cmd, "munmap-top")) {
+            int i = arena_arg(argv[++k]);
+            print_result("munmap-top", munmap(arenas[i].p + 4096, (size_t)1 << 63));
+        } else if (!strcmp(cmd, "noreplace")) {
+            int i = arena_arg(argv[++k]);
+            void *p = mmap(arenas[i].p, 4096, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+            print_result("noreplace", p == MAP_FAILED ? -1 : 0);
+        } else if (!strcmp(cmd, "files")) {
+            files(atoi(argv[++k]));
+        } else if (!strcmp(cmd, "smaps")) {
+            smaps_of(arenas[arena_arg(argv[++k])].p);
+        } else if (!strcmp(cmd, "core")) {
+            struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+            setrlimit(RLIMIT_CORE, &rl);
+            if (chdir(argv[++k]) != 0)
+                return 2;
+            abort();
+        } else if (!strcmp(cmd, "fork")) {
+            pid_t pid = fork();
+            if (pid == 0)
+                _exit(0);
+            printf("forked pid=%d\n", (int)pid);
+        } else if (!strcmp(cmd, "forkstorm")) {
+            forkstorm(atoi(argv[++k]));
         } else if (!strcmp(cmd, "pool")) {
             printf("pool free=%ld rsvd=%ld\n", meminfo("HugePages_Free"), meminfo("HugePages_Rsvd"));
         } else {

@@ -1,0 +1,82 @@
+/*
+ * A real CPython that lowers its own limits after start-up (limits.py), as
+ * sandboxes and test harnesses do: under the shim it gets what it gets
+ * without it, and the arenas that fall back say why (address space, not
+ * the pool).
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define PRELOAD PYHUGE_PRELOAD
+#define PYTHON "/usr/bin/python3.11"
+
+static struct run stock, shim;
+
+static void have_python(void)
+{
+    if (access(PYTHON, X_OK) != 0)
+        cr_skip_test("no %s on this machine", PYTHON);
+}
+
+TestSuite(limits, .init = have_python, .fini = pool_restore, .timeout = 120);
+
+static void both(char *which, char *mib, char *limit)
+{
+    char *argv[] = {PYTHON, LIMITS_PY, which, mib, limit, NULL};
+    char *plain[] = {NULL};
+    char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+    run(&stock, plain, argv);
+    run(&shim, env, argv);
+    cr_assert_eq(stock.status, 0, "%s", stock.err);
+    cr_assert_eq(shim.status, 0, "%s", shim.err);
+}
+
+/* The reservation of address space grows with the arenas: an absolute
+ * RLIMIT_AS set after start-up leaves the program the room it has without
+ * the shim (a fixed 64 GiB reservation made every allocation fail). */
+Test(limits, rlimit_as_set_after_start_up_leaves_the_program_its_room)
+{
+    pool_require(0);
+    both("as", "300", "600");
+    cr_expect(strstr(stock.out, "built mib=300") != NULL, "stock: %s", stock.out);
+    cr_expect(strstr(shim.out, "built mib=300") != NULL, "%s\n%s", shim.out, shim.err);
+}
+
+Test(limits, rlimit_as_with_a_pool_too)
+{
+    pool_require(200);
+    both("as", "300", "600");
+    cr_expect(strstr(shim.out, "built mib=300") != NULL, "%s\n%s", shim.out, shim.err);
+    cr_expect_gt(field(shim.err, "pyhuge [", 0, "huge"), 100, "arenas on huge pages: %s", shim.err);
+}
+
+/* Too small a limit: MemoryError at about the point stock reaches, and the
+ * arenas refused count as `space`, never as the pool's fault. */
+Test(limits, rlimit_as_reached_is_a_memory_error_as_without_the_shim)
+{
+    pool_require(200);
+    both("as", "300", "250");
+    long at_stock = field(stock.out, "memoryerror", 0, "mib");
+    long at_shim = field(shim.out, "memoryerror", 0, "mib");
+    cr_assert_gt(at_stock, 50, "stock: %s", stock.out);
+    cr_expect_geq(at_shim, at_stock * 9 / 10, "shim %ld MiB vs stock %ld MiB", at_shim, at_stock);
+    cr_expect_eq(field(shim.err, "pyhuge [", 0, "pool"), 0, "no pool refusal: %s", shim.err);
+    cr_expect_gt(field(shim.err, "pyhuge [", 0, "space"), 0, "said as address space: %s", shim.err);
+}
+
+/* Huge pages are private mappings, which RLIMIT_DATA counts: a limit set
+ * after start-up stops the heap where it stops it without the shim. */
+Test(limits, rlimit_data_limits_the_heap_as_without_the_shim)
+{
+    pool_require(200);
+    both("data", "300", "200");
+    long at_stock = field(stock.out, "memoryerror", 0, "mib");
+    long at_shim = field(shim.out, "memoryerror", 0, "mib");
+    cr_assert_gt(at_stock, 50, "stock: %s", stock.out);
+    cr_expect_gt(at_shim, 0, "a MemoryError under the shim too: %s", shim.out);
+    cr_expect_leq(at_shim, at_stock * 11 / 10 + 2, "shim %ld MiB vs stock %ld MiB", at_shim, at_stock);
+    cr_expect_geq(at_shim, at_stock * 9 / 10, "shim %ld MiB vs stock %ld MiB", at_shim, at_stock);
+}

@@ -1,0 +1,84 @@
+"""fork() in a process at one of its limits, the parent and its children
+writing the same heap: every child must see the heap as it was at fork and
+never the parent's later writes, and the parent must never see a child's.
+
+  limits_fork.py nofile CHILDREN     no file descriptor left (RLIMIT_NOFILE)
+  limits_fork.py as CHILDREN         RLIMIT_AS a few MiB above what is mapped,
+                                     with a second thread alive (so that a
+                                     copy of the heap cannot be had at fork)
+  limits_fork.py as1 CHILDREN        RLIMIT_AS 1 MiB above what is mapped, one
+                                     thread
+
+Prints 'heap chunks=N', one 'child K exit=E' or 'child K signal=S' line per
+child (exit 0: its heap was right; 3: it was not), then 'parent changed=N'
+(objects of the parent's a child wrote; 0 is right) and 'parent ok'."""
+import os
+import resource
+import sys
+import threading
+
+
+def build_heap(mib):
+    return [[[i, "s%d" % i] for i in range(10000)] for _ in range(mib * 1024 * 1024 // 1000000)]
+
+
+def vm_size_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def main():
+    mode = sys.argv[1]
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    heap = build_heap(120)
+    expected = sum(item[0] for chunk in heap for item in chunk)
+    print("heap chunks=%d" % len(heap), flush=True)
+    r, w = os.pipe()
+    stop = threading.Event()
+    if mode == "nofile":
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        held = []
+        try:
+            while True:
+                held.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass  # every descriptor below the limit is taken
+    elif mode == "as":
+        t = threading.Thread(target=stop.wait)
+        t.start()
+        limit = vm_size_bytes() + (24 << 20)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+    elif mode == "as1":
+        resource.setrlimit(resource.RLIMIT_AS, (vm_size_bytes() + (1 << 20), resource.RLIM_INFINITY))
+    pids = []
+    for k in range(n):
+        pid = os.fork()
+        if pid == 0:
+            total = sum(item[0] for chunk in heap for item in chunk)
+            for chunk in heap:  # the child writes every object of its own
+                for item in chunk:
+                    item[0] = -1
+            os._exit(0 if total == expected else 3)
+        pids.append(pid)
+        for chunk in heap:  # the parent writes while children run
+            chunk[0][0] += 0
+    results = [os.waitpid(pid, 0)[1] for pid in pids]
+    stop.set()
+    if mode == "nofile":
+        for fd in held:
+            os.close(fd)
+    changed = sum(1 for chunk in heap for item in chunk if item[0] == -1)
+    for k, status in enumerate(results):
+        if os.WIFSIGNALED(status):
+            print("child %d signal=%d" % (k, os.WTERMSIG(status)))
+        else:
+            print("child %d exit=%d" % (k, os.WEXITSTATUS(status)))
+    print("parent changed=%d" % changed)
+    print("parent ok" if sum(item[0] for chunk in heap for item in chunk) == expected else "parent wrong")
+
+
+if __name__ == "__main__":
+    main()
