@@ -57,9 +57,9 @@ static struct {
 } plan;
 
 /* Per thread: a fork from a signal handler on another thread is another
- * thread's fork. */
-static __thread sigset_t saved_mask;
-static __thread bool holds_lock;
+ * thread's fork. Initial-exec, as in_shim: reading them never allocates. */
+static __thread sigset_t saved_mask __attribute__((tls_model("initial-exec")));
+static __thread bool holds_lock __attribute__((tls_model("initial-exec")));
 
 static bool is_hugetlb(uint32_t idx) { return shim.table.pages[idx].state == PAGE_HUGE; }
 
@@ -82,10 +82,11 @@ static int move_through_free_page(uint32_t idx)
     }
     intptr_t r = os_map_anon_at(pa, TABLE_PAGE_SIZE, shim.thp_usable && shim.opt.backend != BACKEND_HUGETLB);
     if (os_failed(r)) {
-        if (os_failed(os_mremap((void *)fa, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
-                                MREMAP_MAYMOVE | MREMAP_FIXED, (void *)pa))) {
+        intptr_t back = os_mremap((void *)fa, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
+                                  MREMAP_MAYMOVE | MREMAP_FIXED, (void *)pa);
+        if (os_failed(back)) {
             log_warn("fork: cannot put a huge page back where its arenas live (errno %d): "
-                     "aborting", (int)-r);
+                     "aborting", (int)-back);
             os_abort();
         }
         table_put_free(&shim.table, (uint32_t)f);
@@ -125,6 +126,8 @@ static void move_all(void)
         int e = move_to_ordinary(i);
         if (e) {
             plan.error = -e;
+            log_warn("fork: no memory to move the arenas of huge page %u to (errno %d: RLIMIT_AS, "
+                     "or out of memory); the child will stop", i, plan.error);
             return;
         }
         shim.st.pages_forked++;

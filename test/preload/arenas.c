@@ -20,6 +20,7 @@
  *   noreplace I       mmap(MAP_FIXED_NOREPLACE) over arena I
  *   files N           N file mappings, each written through, grown with
  *                     mremap, written again and read back from the file
+ *   files-near I N    the same, each asked for at arena I's address (a hint)
  *   smaps I           how the kernel maps arena I, and whether the shim's
  *                     address space is left out of core dumps
  *   core DIR          dumps core in DIR (RLIMIT_CORE raised) by abort()
@@ -135,9 +136,11 @@ static void smaps_of(const void *addr)
            private_huge, shared_huge, next_dd);
 }
 
-/* N file mappings written through mmap and mremap, checked with read(2). */
-static void files(int n)
+/* N file mappings written through mmap and mremap, checked with read(2);
+ * placed near `hint` when it is not NULL (the kernel takes a free hint). */
+static void files(int n, unsigned char *hint)
 {
+    int landed = 0;
     char path[] = "/tmp/pyhuge-files-XXXXXX";
     int fd = mkstemp(path);
     unlink(path);
@@ -148,9 +151,10 @@ static void files(int n)
     int good = 0;
     for (int i = 0; i < n; i++) {
         off_t off = (off_t)i * 2 * 65536;
-        char *p = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+        char *p = mmap(hint, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
         if (p == MAP_FAILED)
             continue;
+        landed += hint && (unsigned char *)p >= hint && (unsigned char *)p < hint + ((size_t)1 << 20);
         memset(p, 'a', 65536);
         char *q = mremap(p, 65536, 2 * 65536, MREMAP_MAYMOVE);
         if (q == MAP_FAILED) {
@@ -164,7 +168,7 @@ static void files(int n)
                 back[65535] == 'a' && back[65536] == 'b' && back[sizeof back - 1] == 'b';
     }
     close(fd);
-    printf("files n=%d in_file=%d\n", n, good);
+    printf("files n=%d in_file=%d landed=%d\n", n, good, landed);
 }
 
 static void on_alarm_fork(int sig)
@@ -327,7 +331,10 @@ int main(int argc, char **argv)
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
             print_result("noreplace", p == MAP_FAILED ? -1 : 0);
         } else if (!strcmp(cmd, "files")) {
-            files(atoi(argv[++k]));
+            files(atoi(argv[++k]), NULL);
+        } else if (!strcmp(cmd, "files-near")) {
+            int i = arena_arg(argv[++k]);
+            files(atoi(argv[++k]), arenas[i].p);
         } else if (!strcmp(cmd, "smaps")) {
             smaps_of(arenas[arena_arg(argv[++k])].p);
         } else if (!strcmp(cmd, "core")) {
