@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark suite: every workload under every configuration, interleaved.
 
-    scripts/bench.py [--python PATH]... [--runs N] [--only NAME,...] [--out DIR]
+    bench/bench.py [--python PATH]... [--runs N] [--only NAME,...] [--out DIR]
 
 Configurations (each only where its library is installed):
   stock          the Python as it is
@@ -203,7 +203,7 @@ def render(results, out, runs):
     md = "".join(markdown(py, r["summary"], r["configs"]) + "\n" + goals(py, r["summary"], r["configs"]) + "\n"
                  for py, r in results.items())
     with open(os.path.join(out, "bench.md"), "w") as f:
-        f.write("Measured %s with `scripts/bench.py --runs %d`; kernel %s\n\n" % (
+        f.write("Measured %s with `bench/bench.py --runs %d`; kernel %s\n\n" % (
             time.strftime("%Y-%m-%d"), runs, os.uname()[2]) + md)
     chart(results, os.path.join(out, "bench.png"))
     return md
