@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""The benchmark suite: every workload under every configuration, interleaved.
+"""The benchmark suites: every workload under every configuration, interleaved.
 
-    bench/bench.py [--python PATH]... [--runs N] [--only NAME,...] [--out DIR]
+    bench/bench.py [--suite micro|apps] [--python PATH]... [--runs N] [--only NAME,...] [--out DIR]
+
+Suites: `micro` (bench_workloads.py: allocation patterns and stdlib work) and
+`apps` (bench_apps.py: real programs from Debian's archive on real inputs).
 
 Configurations (each only where its library is installed):
   stock          the Python as it is
+  stock-2        the same again: an A/A control, its ratio is the noise
   pyhuge         LD_PRELOAD=libpyhuge.so (hugetlb pool, then THP)
   pyhuge-thp     the same with PYHUGE_BACKEND=thp: no pool needed
   mimalloc       PYTHONMALLOC=malloc + libmimalloc.so.2, MIMALLOC_LARGE_OS_PAGES=1
@@ -12,18 +16,25 @@ Configurations (each only where its library is installed):
   glibc-hugetlb1 PYTHONMALLOC=malloc, GLIBC_TUNABLES=glibc.malloc.hugetlb=1
   glibc-hugetlb2 PYTHONMALLOC=malloc, GLIBC_TUNABLES=glibc.malloc.hugetlb=2
 
+  --config NAME=VAR=VALUE,...  any other: e.g. the shim with glibc tunables,
+                 --config 'pyhuge-top=LD_PRELOAD={lib},GLIBC_TUNABLES=glibc.malloc.top_pad=16777216'
+
 Runs go round-robin (every workload and configuration once, then again, N
-times) so that drift on a noisy machine hits them all alike. Figures per
+times; the configurations' order rotates from one workload and round to the
+next) so that drift on a noisy machine hits them all alike. Figures per
 configuration: median wall, user and system time with their range, minor
 page faults, peak memory as RSS + hugetlb, huge pages taken from the pool,
-and the ratio to stock. Writes bench.md, bench.json and bench.png to --out.
-Needs a pool (root: the script reserves one and restores it).
+the ratio to stock, and (apps) the geometric mean of the ratios. Writes
+NAME.md, NAME.json and NAME.png to --out (NAME: bench, or bench-apps).
+Needs a pool: each round takes --lock (flock, shared with whoever else
+resizes the pool on this machine), reserves the pool, runs, restores it.
 """
 import argparse
+import fcntl
 import json
+import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -31,18 +42,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import pyhuge  # noqa: E402  (measure, find_lib, meminfo)
+import bench_apps  # noqa: E402
 import bench_workloads as W  # noqa: E402
 
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 STARTUP_SAMPLES = 8
 
 
-def configs(lib):
-    base = dict(os.environ)
-    for k in ("LD_PRELOAD", "PYTHONMALLOC", "GLIBC_TUNABLES", "MALLOC_CONF", "MIMALLOC_LARGE_OS_PAGES",
-              "PYHUGE_BACKEND"):
-        base.pop(k, None)
-    out = {"stock": base, "pyhuge": dict(base, LD_PRELOAD=lib),
+# What makes one configuration differ from another; none is inherited from the caller.
+ENV_KEYS = ("LD_PRELOAD", "PYTHONMALLOC", "GLIBC_TUNABLES", "MALLOC_CONF", "MIMALLOC_LARGE_OS_PAGES",
+            "PYHUGE_BACKEND")
+
+
+def configs(lib, extra=()):
+    base = {k: v for k, v in os.environ.items() if k not in ENV_KEYS and not k.startswith("PYHUGE")}
+    out = {"stock": base, "stock-2": dict(base), "pyhuge": dict(base, LD_PRELOAD=lib),
            "pyhuge-thp": dict(base, LD_PRELOAD=lib, PYHUGE_BACKEND="thp")}
     mi, je = os.path.join(LIBDIR, "libmimalloc.so.2"), os.path.join(LIBDIR, "libjemalloc.so.2")
     if os.path.exists(mi):
@@ -52,7 +66,20 @@ def configs(lib):
                                MALLOC_CONF="thp:always,metadata_thp:always")
     out["glibc-hugetlb1"] = dict(base, PYTHONMALLOC="malloc", GLIBC_TUNABLES="glibc.malloc.hugetlb=1")
     out["glibc-hugetlb2"] = dict(base, PYTHONMALLOC="malloc", GLIBC_TUNABLES="glibc.malloc.hugetlb=2")
+    for spec in extra:
+        name, _, assigns = spec.partition("=")
+        env = dict(base)
+        for a in assigns.split(","):
+            k, _, v = a.partition("=")
+            env[k] = v.replace("{lib}", lib)
+        out[name] = env
     return out
+
+
+DEFAULT_CONFIGS = {"micro": ["stock", "pyhuge", "pyhuge-thp", "mimalloc", "jemalloc", "glibc-hugetlb1",
+                             "glibc-hugetlb2"],
+                   "apps": ["stock", "stock-2", "pyhuge", "mimalloc", "jemalloc", "glibc-hugetlb1",
+                            "glibc-hugetlb2"]}
 
 
 def touch_once(length, step, flags=0):
@@ -93,26 +120,64 @@ def warm_memory():
 def command(py, workload):
     if workload == "startup":
         return [py, "-c", "pass"]
+    if workload in bench_apps.PROGRAMS:
+        return [py, os.path.join(HERE, "bench_apps.py"), workload]
     return [py, os.path.join(HERE, "bench_workloads.py"), workload]
 
 
-def run_suite(py, names, cfgs, runs):
+class Pool:
+    """One round's hold on the machine's huge page pool: takes the lock that
+    everyone who resizes the pool here takes, makes `pages` free pages (as
+    few more as needed, beside whatever others hold), touches them once,
+    and on leaving puts nr_hugepages back and lets the lock go."""
+
+    def __init__(self, pages, lock):
+        self.pages, self.lock = pages, lock
+
+    def __enter__(self):
+        self.fd = open(self.lock, "a") if self.lock else None
+        if self.fd:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.before = int(open(pyhuge.NR_HUGEPAGES).read())
+        short = self.pages - pyhuge.meminfo().get("HugePages_Free", 0)
+        self.changed = short > 0 and os.geteuid() == 0
+        if self.changed:
+            with open(pyhuge.NR_HUGEPAGES, "w") as f:
+                f.write("%d\n" % (self.before + short))
+        elif short > 0:
+            print("pool: %d pages short of --pool %d, and only root can grow it; the shim and "
+                  "glibc-hugetlb2 runs fall back where it runs dry" % (short, self.pages), file=sys.stderr)
+        warm_pool()
+        return self
+
+    def __exit__(self, *exc):
+        if self.changed:
+            with open(pyhuge.NR_HUGEPAGES, "w") as f:
+                f.write("%d\n" % self.before)
+        if self.fd:
+            self.fd.close()
+
+
+def run_suite(py, names, cfgs, runs, pool_pages, lock):
     raw = {w: {c: [] for c in cfgs} for w in names}
     total = runs * len(names) * len(cfgs)
     done = 0
     for r in range(runs):
-        for w in names:
-            order = list(cfgs) if r % 2 == 0 else list(cfgs)[::-1]
-            for c in order:
-                done += 1
-                sys.stderr.write("\r%s: run %d/%d (%s, %s)%s" % (os.path.basename(py), done, total, w, c, " " * 20))
-                sys.stderr.flush()
-                # Start-up takes 20 ms: its goal (3%) needs more samples than a workload.
-                for _ in range(STARTUP_SAMPLES if w == "startup" else 1):
-                    m = pyhuge.measure(command(py, w), cfgs[c])
-                    if m["exit"] != 0:
-                        m["failed"] = True
-                    raw[w][c].append(m)
+        with Pool(pool_pages, lock):
+            for i, w in enumerate(names):
+                # Each configuration takes each place in the order as often as the others.
+                k = (r + i) % len(cfgs)
+                for c in list(cfgs)[k:] + list(cfgs)[:k]:
+                    done += 1
+                    sys.stderr.write("\r%s: run %d/%d (%s, %s)%s" % (os.path.basename(py), done, total, w, c,
+                                                                    " " * 20))
+                    sys.stderr.flush()
+                    # Start-up takes 20 ms: its goal (3%) needs more samples than a workload.
+                    for _ in range(STARTUP_SAMPLES if w == "startup" else 1):
+                        m = pyhuge.measure(command(py, w), cfgs[c])
+                        if m["exit"] != 0:
+                            m["failed"] = True
+                        raw[w][c].append(m)
     sys.stderr.write("\r" + " " * 80 + "\r")
     return raw
 
@@ -135,6 +200,17 @@ def summarize(raw):
                 s[k]["ratio"] = s[k]["median"] / base if base else None
             out[w][c] = s
     return out
+
+
+def geomean(values):
+    values = [v for v in values if v]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def geomeans(summary, cfgs, key):
+    """Per configuration, the geometric mean over workloads of its median's ratio to stock's."""
+    return {c: geomean([per[c][key]["ratio"] for per in summary.values()
+                        if not per[c]["failed_runs"]]) for c in cfgs}
 
 
 def markdown(py, summary, cfgs):
@@ -199,13 +275,92 @@ def goals(py, summary, cfgs):
     return "\n".join(lines) + "\n"
 
 
-def render(results, out, runs):
-    md = "".join(markdown(py, r["summary"], r["configs"]) + "\n" + goals(py, r["summary"], r["configs"]) + "\n"
-                 for py, r in results.items())
-    with open(os.path.join(out, "bench.md"), "w") as f:
-        f.write("Measured %s with `bench/bench.py --runs %d`; kernel %s\n\n" % (
-            time.strftime("%Y-%m-%d"), runs, os.uname()[2]) + md)
-    chart(results, os.path.join(out, "bench.png"))
+def apps_markdown(py, summary, cfgs):
+    """The real-program suite: per program and configuration, the median
+    wall time's ratio to stock with the range of its runs; the geometric
+    means; faults and peak memory."""
+    others = [c for c in cfgs if c != "stock"]
+    head = lambda first: ["| %s | %s |" % (first, " | ".join(others)), "|---|" + "---|" * len(others)]
+
+    def ratio_cell(s, base):
+        if s["failed_runs"]:
+            return "failed x%d" % s["failed_runs"]
+        w = s["wall_s"]
+        return "%.3f (%.2f-%.2f)" % (w["ratio"], w["min"] / base, w["max"] / base)
+    lines = ["### %s" % py, "",
+             "Wall time, median ratio to stock's median (lower is better); in brackets the fastest and "
+             "slowest run over stock's median. `stock-2` is stock again: its column is the noise.", "",
+             "| program | stock wall (s) [range] | %s |" % " | ".join(others), "|---|---|" + "---|" * len(others)]
+    for w, per in summary.items():
+        st = per["stock"]["wall_s"]
+        lines.append("| %s | %.2f [%.2f-%.2f] | %s |" % (w, st["median"], st["min"], st["max"], " | ".join(
+            ratio_cell(per[c], st["median"]) for c in others)))
+    g = {k: geomeans(summary, cfgs, k) for k in ("wall_s", "user_s", "sys_s", "minor_faults", "peak_mem_mib")}
+    lines.append("| **geometric mean** | | %s |" % " | ".join("**%.3f**" % g["wall_s"][c] for c in others))
+    lines += ["", "Geometric means over the programs, ratio to stock:", "",
+              "| configuration | wall | user | system | minor faults | peak memory | programs slower than 1.02 |",
+              "|---|---|---|---|---|---|---|"]
+    for c in others:
+        slow = ["%s %.2f" % (w, per[c]["wall_s"]["ratio"]) for w, per in summary.items()
+                if not per[c]["failed_runs"] and per[c]["wall_s"]["ratio"] > 1.02]
+        lines.append("| %s | %.3f | %.3f | %.3f | %.3f | %.3f | %s |" % (
+            c, g["wall_s"][c], g["user_s"][c], g["sys_s"][c], g["minor_faults"][c], g["peak_mem_mib"][c],
+            ", ".join(slow) or "none"))
+    lines += ["", "Minor page faults (median):", ""] + head("program")
+    lines[-2] = "| program | stock | %s |" % " | ".join(others)
+    lines[-1] = "|---|---|" + "---|" * len(others)
+    for w, per in summary.items():
+        lines.append("| %s | %s |" % (w, " | ".join("%d" % per[c]["minor_faults"]["median"] for c in cfgs)))
+    lines += ["", "Peak memory, RSS + hugetlb (MiB, median), and its difference from stock:", "",
+              "| program | stock | %s |" % " | ".join(others), "|---|---|" + "---|" * len(others)]
+    for w, per in summary.items():
+        base = per["stock"]["peak_mem_mib"]["median"]
+        lines.append("| %s | %.1f | %s |" % (w, base, " | ".join(
+            "%.1f (%+.1f)" % (per[c]["peak_mem_mib"]["median"], per[c]["peak_mem_mib"]["median"] - base)
+            for c in others)))
+    return "\n".join(lines) + "\n"
+
+
+def apps_goals(py, summary, cfgs):
+    """Issue 13's goals for the shim's defaults, held against this run."""
+    if "pyhuge" not in cfgs:
+        return ""
+    g = geomeans(summary, cfgs, "wall_s")
+    slow = [w for w, per in summary.items() if per["pyhuge"]["wall_s"]["ratio"] > 1.02]
+    over = []
+    for w, per in summary.items():
+        base, mine = per["stock"]["peak_mem_mib"]["median"], per["pyhuge"]["peak_mem_mib"]["median"]
+        if mine - base > max(4.0, 0.03 * base):
+            over.append("%s %+.1f MiB" % (w, mine - base))
+    yes = lambda ok: "yes" if ok else "**no**"
+    lines = ["Goals for the shim's defaults (%s):" % py, "",
+             "| goal | measured | met |", "|---|---|---|",
+             "| geometric mean of wall time at most 0.95 of stock | %.3f (A/A control: %s) | %s |" % (
+                 g["pyhuge"], "%.3f" % g["stock-2"] if "stock-2" in g else "not run", yes(g["pyhuge"] <= 0.95)),
+             "| no program above 1.02 | %s | %s |" % (", ".join(
+                 "%s %.3f" % (w, summary[w]["pyhuge"]["wall_s"]["ratio"]) for w in slow) or "none", yes(not slow)),
+             "| peak memory within 3%% or 4 MiB of stock | %s | %s |" % (", ".join(over) or "all within",
+                                                                         yes(not over))]
+    if "mimalloc" in g:
+        lines.append("| ahead of mimalloc with large pages | pyhuge %.3f, mimalloc %.3f | %s |" % (
+            g["pyhuge"], g["mimalloc"], yes(g["pyhuge"] < g["mimalloc"])))
+    return "\n".join(lines) + "\n"
+
+
+def render(results, out, name):
+    md = ""
+    for py, r in results.items():
+        if r.get("suite") == "apps":
+            md += apps_markdown(py, r["summary"], r["configs"]) + "\n" + apps_goals(py, r["summary"], r["configs"])
+        else:
+            md += markdown(py, r["summary"], r["configs"]) + "\n" + goals(py, r["summary"], r["configs"])
+        md += "\n"
+    first = next(iter(results.values()), {})
+    with open(os.path.join(out, name + ".md"), "w") as f:
+        f.write("Measured %s with `%s` (%s rounds, %.0f min); kernel %s\n\n" % (
+            first.get("date", "?"), first.get("command", "bench/bench.py"), first.get("runs", "?"),
+            sum(r.get("seconds", 0) for r in results.values()) / 60, first.get("kernel", "?")) + md)
+    chart(results, os.path.join(out, name + ".png"))
     return md
 
 
@@ -224,12 +379,15 @@ def chart(results, path):
         workloads = list(summary)
         cfgs = [c for c in res["configs"] if c != "stock"]
         width = 0.8 / len(cfgs)
+        g = geomeans(summary, res["configs"], "wall_s")
+        apps = res.get("suite") == "apps"
+        labels = workloads + (["geometric mean"] if apps else [])
         for i, c in enumerate(cfgs):
-            vals = [summary[w][c]["wall_s"]["ratio"] or 0 for w in workloads]
-            ax.bar([x + i * width for x in range(len(workloads))], vals, width, label=c)
+            vals = [summary[w][c]["wall_s"]["ratio"] or 0 for w in workloads] + ([g[c]] if apps else [])
+            ax.bar([x + i * width for x in range(len(labels))], vals, width, label=c)
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(workloads))])
-        ax.set_xticklabels(workloads, rotation=30, ha="right", fontsize=8)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(labels))])
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("wall time / stock")
         ax.set_title(py, fontsize=10)
         ax.legend(fontsize=8, ncol=len(cfgs))
@@ -239,63 +397,63 @@ def chart(results, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", choices=("micro", "apps"), default="micro")
     ap.add_argument("--python", action="append")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--only", help="comma-separated workloads")
-    ap.add_argument("--configs", help="comma-separated configurations (default: all available)")
+    ap.add_argument("--configs", help="comma-separated configurations (default: the suite's)")
+    ap.add_argument("--config", action="append", default=[], metavar="NAME=VAR=VALUE,...",
+                    help="one more configuration: its variables, {lib} standing for the library")
     ap.add_argument("--out", default="bench-results")
-    ap.add_argument("--pool", type=int, default=1024, help="pool pages to reserve (default 1024)")
+    ap.add_argument("--name", help="output file names (default: bench, or bench-apps for --suite apps)")
+    ap.add_argument("--pool", type=int, default=1024, help="free pool pages each round needs (default 1024)")
+    ap.add_argument("--lock", default="/tmp/pyhuge-pool.lock",
+                    help="flock held for each round, while the pool is resized and used ('' for none)")
     ap.add_argument("--lib", default=None)
     ap.add_argument("--warm-memory", action="store_true",
                     help="touch all free memory once first (VMs with free page reporting)")
-    ap.add_argument("--report", metavar="JSON", help="only redraw bench.md and bench.png from a bench.json")
+    ap.add_argument("--report", metavar="JSON", help="only redraw NAME.md and NAME.png from a NAME.json")
     a = ap.parse_args()
+    name = a.name or ("bench-apps" if a.suite == "apps" else "bench")
+    os.makedirs(a.out, exist_ok=True)
     if a.report:
         with open(a.report) as f:
             results = json.load(f)
-        os.makedirs(a.out, exist_ok=True)
-        print(render(results, a.out, next(iter(results.values()))["runs"] if results else 0))
+        print(render(results, a.out, a.name or os.path.basename(a.report).rsplit(".", 1)[0]))
         return 0
     lib = pyhuge.find_lib(a.lib)
     if not lib:
         ap.error("no libpyhuge.so: build first")
     lib = os.path.abspath(lib)
-    pys = a.python or ["/root/.pyenv/versions/3.11.7/bin/python3.11", "/usr/bin/python3.11"]
-    names = a.only.split(",") if a.only else W.MICRO + W.REAL
-    os.makedirs(a.out, exist_ok=True)
-    before = int(open(pyhuge.NR_HUGEPAGES).read())
-    changed = False
+    if a.suite == "apps":
+        pys = a.python or ["/usr/bin/python3"]
+        names = a.only.split(",") if a.only else bench_apps.APPS
+    else:
+        pys = a.python or ["/root/.pyenv/versions/3.11.7/bin/python3.11", "/usr/bin/python3.11"]
+        names = a.only.split(",") if a.only else W.MICRO + W.REAL
+    wanted = (a.configs.split(",") if a.configs else DEFAULT_CONFIGS[a.suite]) + [
+        c.partition("=")[0] for c in a.config]
+    if a.warm_memory:
+        warm_memory()
     results = {}
-    try:
-        if os.geteuid() == 0 and before < a.pool:
-            with open(pyhuge.NR_HUGEPAGES, "w") as f:
-                f.write("%d\n" % a.pool)
-            changed = True
-        elif before < a.pool:
-            print("pool: %d pages, fewer than --pool %d, and only root can grow it; the shim and "
-                  "glibc-hugetlb2 runs fall back where it runs dry" % (before, a.pool), file=sys.stderr)
-        warm_pool()
-        if a.warm_memory:
-            warm_memory()
-        for py in pys:
-            if not os.path.exists(py):
-                print("skipping %s: not installed" % py, file=sys.stderr)
-                continue
-            cfgs = configs(lib)
-            if a.configs:
-                cfgs = {k: v for k, v in cfgs.items() if k in a.configs.split(",") or k == "stock"}
-            t0 = time.time()
-            raw = run_suite(py, names, cfgs, a.runs)
-            results[py] = {"configs": list(cfgs), "runs": a.runs, "summary": summarize(raw), "raw": raw,
-                           "seconds": time.time() - t0}
-    finally:
-        if changed:
-            with open(pyhuge.NR_HUGEPAGES, "w") as f:
-                f.write("%d\n" % before)
-    with open(os.path.join(a.out, "bench.json"), "w") as f:
+    for py in pys:
+        if not os.path.exists(py):
+            print("skipping %s: not installed" % py, file=sys.stderr)
+            continue
+        available = configs(lib, a.config)
+        cfgs = {k: available[k] for k in ["stock"] + [c for c in wanted if c != "stock"] if k in available}
+        t0 = time.time()
+        raw = run_suite(py, names, cfgs, a.runs, a.pool, a.lock)
+        results[py] = {"suite": a.suite, "configs": list(cfgs), "runs": a.runs, "summary": summarize(raw),
+                       "raw": raw, "seconds": time.time() - t0, "date": time.strftime("%Y-%m-%d"),
+                       "kernel": os.uname()[2], "lib": lib,
+                       "command": " ".join(["bench/bench.py"] + sys.argv[1:]),
+                       "env": {c: {k: v for k, v in e.items() if k in ENV_KEYS or k.startswith("PYHUGE")}
+                               for c, e in cfgs.items()}}
+    with open(os.path.join(a.out, name + ".json"), "w") as f:
         json.dump(results, f, indent=1)
-    print(render(results, a.out, a.runs))
-    print("wrote %s/bench.md, bench.json, bench.png" % a.out)
+    print(render(results, a.out, name))
+    print("wrote %s/%s.md, %s.json, %s.png" % (a.out, name, name, name))
     return 0
 
 

@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 
 STDLIB = os.path.dirname(os.__file__)
 # A slice of the standard library that the developer tools read: about
@@ -316,9 +317,22 @@ def main():
         print(" ".join(sorted({p for _, pkgs in PROGRAMS.values() for p in pkgs})))
         return
     fn = PROGRAMS[sys.argv[1]][0]
+    # Deprecation notes from one library about another (pythran's on numpy) are not the benchmark's.
+    warnings.simplefilter("ignore", FutureWarning)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    # What the programs tell their users on stderr (docutils' math notes, sphinx's
+    # warnings) is kept in memory and shown only if the program fails.
+    said, sys.stderr = sys.stderr, io.StringIO()
     t0 = time.perf_counter()
-    fn()
-    print("section=%.6f" % (time.perf_counter() - t0))
+    try:
+        fn()
+    except BaseException:
+        said.write(sys.stderr.getvalue())
+        sys.stderr = said
+        raise
+    elapsed = time.perf_counter() - t0
+    sys.stderr = said
+    print("section=%.6f" % elapsed)
 
 
 if __name__ == "__main__":
