@@ -341,6 +341,9 @@ def apps_goals(py, summary, cfgs):
                  "%s %.3f" % (w, summary[w]["pyhuge"]["wall_s"]["ratio"]) for w in slow) or "none", yes(not slow)),
              "| peak memory within 3%% or 4 MiB of stock | %s | %s |" % (", ".join(over) or "all within",
                                                                          yes(not over))]
+    if "stock-2" in g:
+        lines.append("| (the run itself) A/A control within 0.98-1.02, else too noisy to judge 0.95 | %.3f | %s |" % (
+            g["stock-2"], yes(0.98 <= g["stock-2"] <= 1.02)))
     if "mimalloc" in g:
         lines.append("| ahead of mimalloc with large pages | pyhuge %.3f, mimalloc %.3f | %s |" % (
             g["pyhuge"], g["mimalloc"], yes(g["pyhuge"] < g["mimalloc"])))
@@ -373,7 +376,8 @@ def chart(results, path):
         print("no chart: python3-matplotlib is not installed", file=sys.stderr)
         return
     n = len(results)
-    fig, axes = plt.subplots(n, 1, figsize=(12, 4.2 * n), squeeze=False)
+    bars = max(len(r["summary"]) * len(r["configs"]) for r in results.values()) if results else 0
+    fig, axes = plt.subplots(n, 1, figsize=(max(12, 0.09 * bars), 4.2 * n), squeeze=False)
     for ax, (py, res) in zip(axes[:, 0], results.items()):
         summary = res["summary"]
         workloads = list(summary)
@@ -390,7 +394,7 @@ def chart(results, path):
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("wall time / stock")
         ax.set_title(py, fontsize=10)
-        ax.legend(fontsize=8, ncol=len(cfgs))
+        ax.legend(fontsize=8, ncol=min(len(cfgs), 6))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
