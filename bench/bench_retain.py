@@ -8,12 +8,16 @@ A child builds about 500 MiB of dicts, lists, ints and byte strings of
 malloc's; the small objects are pymalloc's), frees them (all of it, or all
 but every 100th dict, as a cache would keep), then serves small requests
 for a second as an idle service does, and reports its memory, RSS +
-hugetlb, at the peak, right after the free, and after the idle second.
+hugetlb, at the peak, right after the free, after the idle second, and
+after malloc_trim(0) (what glibc could give back if asked). "Warm": the
+process has freed one 4 MiB block before, as any long-running one has, which
+raises glibc's dynamic mmap threshold from 128 KiB to 4 MiB.
 Configurations are bench.py's (stock, pyhuge, mimalloc, ...) and any given
 with --config, as in bench.py: glibc tunables emulate what mallopt() in the
 shim's constructor would do. Prints a Markdown table of medians.
 """
 import argparse
+import ctypes
 import gc
 import os
 import random
@@ -35,7 +39,9 @@ def memory_mib():
     return (fields.get("VmRSS", 0) + fields.get("HugetlbPages", 0)) / 1024
 
 
-def child(keep_every):
+def child(keep_every, warm):
+    if warm:
+        bytes(4 << 20)  # made and freed at once
     rnd = random.Random(1)
     data = []
     while memory_mib() < 520:
@@ -52,12 +58,14 @@ def child(keep_every):
         reply = {"id": rnd.random(), "items": [str(i) for i in range(50)], "body": b"x" * 2000}
         served += len(reply["body"])
         time.sleep(0.001)
-    print("peak=%.1f freed=%.1f idle=%.1f kept=%d" % (peak, freed, memory_mib(), len(kept)))
+    idle = memory_mib()
+    ctypes.CDLL(None).malloc_trim(0)
+    print("peak=%.1f freed=%.1f idle=%.1f trimmed=%.1f kept=%d" % (peak, freed, idle, memory_mib(), len(kept)))
 
 
 def main():
     if sys.argv[1:2] == ["--child"]:
-        child(int(sys.argv[2]))
+        child(int(sys.argv[2]), sys.argv[3] == "warm")
         return 0
     sys.path.insert(0, HERE)
     import bench
@@ -73,25 +81,27 @@ def main():
     lib = os.path.abspath(a.lib)
     available = bench.configs(lib, a.config)
     names = [c for c in a.configs.split(",") + [c.partition("=")[0] for c in a.config] if c in available]
-    scenarios = {"all freed": 0, "1% kept": 100}
+    scenarios = {"cold, all freed": (0, "cold"), "cold, 1% kept": (100, "cold"),
+                 "warm, all freed": (0, "warm"), "warm, 1% kept": (100, "warm")}
     res = {(s, c): [] for s in scenarios for c in names}
     with bench.Pool(a.pool, a.lock):
         for r in range(a.runs):
-            for s, keep in scenarios.items():
+            for s, (keep, warm) in scenarios.items():
                 k = r % len(names)
                 for c in names[k:] + names[:k]:
-                    out = subprocess.run([a.python, __file__, "--child", str(keep)], env=available[c],
+                    out = subprocess.run([a.python, __file__, "--child", str(keep), warm], env=available[c],
                                          capture_output=True, text=True, check=True).stdout
                     res[(s, c)].append(dict((k, float(v)) for k, v in (f.split("=") for f in out.split())))
     print("RSS + hugetlb (MiB), median of %d runs; `%s`\n" % (a.runs, " ".join(["bench/bench_retain.py"] + sys.argv[1:])))
-    print("| scenario | configuration | peak | right after the free | after an idle second | kept after idle vs stock |")
-    print("|---|---|---|---|---|---|")
+    print("| scenario | configuration | peak | right after the free | after an idle second | "
+          "kept after idle vs stock | after malloc_trim(0) |")
+    print("|---|---|---|---|---|---|---|")
     for s in scenarios:
         base = statistics.median(m["idle"] for m in res[(s, "stock")])
         for c in names:
             med = lambda key: statistics.median(m[key] for m in res[(s, c)])
-            print("| %s | %s | %.0f | %.0f | %.0f | %+.0f |" % (s, c, med("peak"), med("freed"), med("idle"),
-                                                                med("idle") - base))
+            print("| %s | %s | %.0f | %.0f | %.0f | %+.0f | %.0f |" % (
+                s, c, med("peak"), med("freed"), med("idle"), med("idle") - base, med("trimmed")))
     return 0
 
 
