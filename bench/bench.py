@@ -34,6 +34,7 @@ import fcntl
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import time
@@ -213,6 +214,20 @@ def geomeans(summary, cfgs, key):
                         if not per[c]["failed_runs"]]) for c in cfgs}
 
 
+def geomean_interval(raw, cfg, n=2000, seed=1):
+    """95% bootstrap interval of the geometric mean of wall-time ratios:
+    each program's runs, stock's and cfg's, resampled with replacement."""
+    rng = random.Random(seed)
+    per = [([r["wall_s"] for r in runs["stock"] if not r.get("failed")],
+            [r["wall_s"] for r in runs[cfg] if not r.get("failed")]) for runs in raw.values()]
+    per = [(a, b) for a, b in per if a and b]
+    if not per:
+        return float("nan"), float("nan")
+    means = sorted(geomean([statistics.median(rng.choices(b, k=len(b))) /
+                            statistics.median(rng.choices(a, k=len(a))) for a, b in per]) for _ in range(n))
+    return means[int(0.025 * n)], means[int(0.975 * n) - 1]
+
+
 def markdown(py, summary, cfgs):
     lines = ["### %s" % py, "",
              "Wall time, median ratio to stock (lower is better); in brackets: system time ratio.", "",
@@ -275,7 +290,7 @@ def goals(py, summary, cfgs):
     return "\n".join(lines) + "\n"
 
 
-def apps_markdown(py, summary, cfgs):
+def apps_markdown(py, summary, cfgs, raw):
     """The real-program suite: per program and configuration, the median
     wall time's ratio to stock with the range of its runs; the geometric
     means; faults and peak memory."""
@@ -298,13 +313,13 @@ def apps_markdown(py, summary, cfgs):
     g = {k: geomeans(summary, cfgs, k) for k in ("wall_s", "user_s", "sys_s", "minor_faults", "peak_mem_mib")}
     lines.append("| **geometric mean** | | %s |" % " | ".join("**%.3f**" % g["wall_s"][c] for c in others))
     lines += ["", "Geometric means over the programs, ratio to stock:", "",
-              "| configuration | wall | user | system | minor faults | peak memory | programs slower than 1.02 |",
-              "|---|---|---|---|---|---|---|"]
+              "| configuration | wall | wall, 95% interval | user | system | minor faults | peak memory | "
+              "programs slower than 1.02 |", "|---|---|---|---|---|---|---|---|"]
     for c in others:
         slow = ["%s %.2f" % (w, per[c]["wall_s"]["ratio"]) for w, per in summary.items()
                 if not per[c]["failed_runs"] and per[c]["wall_s"]["ratio"] > 1.02]
-        lines.append("| %s | %.3f | %.3f | %.3f | %.3f | %.3f | %s |" % (
-            c, g["wall_s"][c], g["user_s"][c], g["sys_s"][c], g["minor_faults"][c], g["peak_mem_mib"][c],
+        lines.append("| %s | %.3f | %.3f-%.3f | %.3f | %.3f | %.3f | %.3f | %s |" % (
+            c, g["wall_s"][c], *geomean_interval(raw, c), g["user_s"][c], g["sys_s"][c], g["minor_faults"][c], g["peak_mem_mib"][c],
             ", ".join(slow) or "none"))
     lines += ["", "Minor page faults (median):", ""] + head("program")
     lines[-2] = "| program | stock | %s |" % " | ".join(others)
@@ -354,7 +369,7 @@ def render(results, out, name):
     md = ""
     for py, r in results.items():
         if r.get("suite") == "apps":
-            md += apps_markdown(py, r["summary"], r["configs"]) + "\n" + apps_goals(py, r["summary"], r["configs"])
+            md += apps_markdown(py, r["summary"], r["configs"], r["raw"]) + "\n" + apps_goals(py, r["summary"], r["configs"])
         else:
             md += markdown(py, r["summary"], r["configs"]) + "\n" + goals(py, r["summary"], r["configs"])
         md += "\n"
