@@ -59,8 +59,11 @@ def child(keep_every, warm):
         served += len(reply["body"])
         time.sleep(0.001)
     idle = memory_mib()
+    t0 = time.perf_counter()
     ctypes.CDLL(None).malloc_trim(0)
-    print("peak=%.1f freed=%.1f idle=%.1f trimmed=%.1f kept=%d" % (peak, freed, idle, memory_mib(), len(kept)))
+    trim_ms = (time.perf_counter() - t0) * 1000
+    print("peak=%.1f freed=%.1f idle=%.1f trimmed=%.1f trim_ms=%.2f kept=%d" % (
+        peak, freed, idle, memory_mib(), trim_ms, len(kept)))
 
 
 def main():
@@ -94,14 +97,14 @@ def main():
                     res[(s, c)].append(dict((k, float(v)) for k, v in (f.split("=") for f in out.split())))
     print("RSS + hugetlb (MiB), median of %d runs; `%s`\n" % (a.runs, " ".join(["bench/bench_retain.py"] + sys.argv[1:])))
     print("| scenario | configuration | peak | right after the free | after an idle second | "
-          "kept after idle vs stock | after malloc_trim(0) |")
-    print("|---|---|---|---|---|---|---|")
+          "kept after idle vs stock | after malloc_trim(0) | malloc_trim(0) took (ms) |")
+    print("|---|---|---|---|---|---|---|---|")
     for s in scenarios:
         base = statistics.median(m["idle"] for m in res[(s, "stock")])
         for c in names:
             med = lambda key: statistics.median(m[key] for m in res[(s, c)])
-            print("| %s | %s | %.0f | %.0f | %.0f | %+.0f | %.0f |" % (
-                s, c, med("peak"), med("freed"), med("idle"), med("idle") - base, med("trimmed")))
+            print("| %s | %s | %.0f | %.0f | %.0f | %+.0f | %.0f | %.1f |" % (
+                s, c, med("peak"), med("freed"), med("idle"), med("idle") - base, med("trimmed"), med("trim_ms")))
     return 0
 
 
