@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The real-program suite with one command, from a fresh Debian 12 machine:
-# installs the programs (bench_apps.py --packages) and the allocators it
-# compares against, builds libpyhuge.so (release) unless --lib names one,
-# and runs bench.py --suite apps with Debian's python3. Other arguments go
-# to bench.py; by default it writes bench-results/bench-apps.md, .json, .png.
-# Each round takes /tmp/pyhuge-pool.lock while it resizes and uses the pool.
+# installs the programs (bench_apps.py --packages), then runs bench.sh
+# --suite apps (the allocators compared against, the build unless --lib
+# names a library, Debian's python3). Other arguments go to bench.py; by
+# default it writes bench-results/bench-apps.md, .json and .png. Each round
+# takes /tmp/pyhuge-pool.lock while it resizes and uses the pool.
 #
 #   bench/bench_apps.sh                                    every program, the default configurations, 5 rounds
 #   bench/bench_apps.sh --lib /abs/libpyhuge.so --runs 3 --only pylint,sphinx
@@ -12,7 +12,6 @@
 #   bench/bench_apps.sh --report bench-results/bench-apps.json    redraw the tables and chart only
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh bench
 missing=()
 for p in $(/usr/bin/python3 bench/bench_apps.py --packages); do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -24,13 +23,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # networkx and sqlalchemy read apt's package index: it must be there.
 ls /var/lib/apt/lists/*_dists_bookworm_main_binary-amd64_Packages* >/dev/null 2>&1 || apt-get update -qq
-lib=()
-case " $* " in
-    *" --lib "*|*" --report "*) ;;
-    *)
-        build=${BUILD_DIR:-build-release}
-        [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release >/dev/null
-        meson compile -C "$build" >/dev/null
-        lib=(--lib "$(cd "$build" && pwd)/libpyhuge.so") ;;
-esac
-exec /usr/bin/python3 bench/bench.py --suite apps "${lib[@]}" "$@"
+exec bench/bench.sh --suite apps "$@"
