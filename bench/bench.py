@@ -159,7 +159,7 @@ class Pool:
             self.fd.close()
 
 
-def run_suite(py, names, cfgs, runs, pool_pages, lock):
+def run_suite(py, names, cfgs, runs, pool_pages, lock, after_round=lambda raw, rounds: None):
     raw = {w: {c: [] for c in cfgs} for w in names}
     total = runs * len(names) * len(cfgs)
     done = 0
@@ -179,6 +179,7 @@ def run_suite(py, names, cfgs, runs, pool_pages, lock):
                         if m["exit"] != 0:
                             m["failed"] = True
                         raw[w][c].append(m)
+        after_round(raw, r + 1)
     sys.stderr.write("\r" + " " * 80 + "\r")
     return raw
 
@@ -462,15 +463,18 @@ def main():
         available = configs(lib, a.config)
         cfgs = {k: available[k] for k in ["stock"] + [c for c in wanted if c != "stock"] if k in available}
         t0 = time.time()
-        raw = run_suite(py, names, cfgs, a.runs, a.pool, a.lock)
-        results[py] = {"suite": a.suite, "configs": list(cfgs), "runs": a.runs, "summary": summarize(raw),
-                       "raw": raw, "seconds": time.time() - t0, "date": time.strftime("%Y-%m-%d"),
-                       "kernel": os.uname()[2], "lib": lib,
-                       "command": " ".join(["bench/bench.py"] + sys.argv[1:]),
-                       "env": {c: {k: v for k, v in e.items() if k in ENV_KEYS or k.startswith("PYHUGE")}
-                               for c, e in cfgs.items()}}
-    with open(os.path.join(a.out, name + ".json"), "w") as f:
-        json.dump(results, f, indent=1)
+
+        def record(raw, rounds):
+            # Written after every round: a run stopped part way keeps what it measured.
+            results[py] = {"suite": a.suite, "configs": list(cfgs), "runs": rounds, "summary": summarize(raw),
+                           "raw": raw, "seconds": time.time() - t0, "date": time.strftime("%Y-%m-%d"),
+                           "kernel": os.uname()[2], "lib": lib,
+                           "command": " ".join(["bench/bench.py"] + sys.argv[1:]),
+                           "env": {c: {k: v for k, v in e.items() if k in ENV_KEYS or k.startswith("PYHUGE")}
+                                   for c, e in cfgs.items()}}
+            with open(os.path.join(a.out, name + ".json"), "w") as f:
+                json.dump(results, f, indent=1)
+        run_suite(py, names, cfgs, a.runs, a.pool, a.lock, record)
     print(render(results, a.out, name))
     print("wrote %s/%s.md, %s.json, %s.png" % (a.out, name, name, name))
     return 0
