@@ -2,7 +2,7 @@
  * What the shim costs a call that is not an arena: the time of an
  * mmap/munmap pair of 64 KiB anonymous memory (never touched), in the
  * fastest of 31 rounds of 20000 pairs. Run it with and without LD_PRELOAD=libpyhuge.so and subtract;
- * scripts/bench_passthrough.sh does both, interleaved.
+ * bench/bench_passthrough.sh does both, interleaved.
  */
 #include <stdio.h>
 #include <stdlib.h>

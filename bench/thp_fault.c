@@ -10,7 +10,7 @@
  *
  *   thp_fault [N]      (default 1024 arenas, 1 GiB)
  *
- * scripts/bench_thp.sh runs it under each defrag setting, with memory
+ * bench/bench_thp.sh runs it under each defrag setting, with memory
  * fragmented and not, with and without the shim.
  */
 #include "fakepython.h"

@@ -2,7 +2,7 @@
 """Cost of fork() under the shim: time from fork() to the child's first
 line of Python, and to its exit, for a parent with a given heap.
 
-    LD_PRELOAD=... PYHUGE_FORK=copy python3 scripts/bench_fork.py [HEAP_MIB] [FORKS]
+    LD_PRELOAD=... PYHUGE_FORK=copy python3 bench/bench_fork.py [HEAP_MIB] [FORKS]
 
 Prints 'heap_mib=... fork_ms_median=... fork_ms_max=... parent_blocked_ms_median=...'.
 Run it with and without the shim, with a roomy and a drained pool, to see

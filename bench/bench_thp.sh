@@ -12,8 +12,8 @@
 # mend the fragmentation in the background). Needs root to change the THP settings
 # (without it: the current setting only); restores them.
 #
-#   scripts/bench_thp.sh [BUILD_DIR]
-#   FRAG_MIB=8192 scripts/bench_thp.sh    fragment that much (default: all but 1 GiB of MemAvailable)
+#   bench/bench_thp.sh [BUILD_DIR]
+#   FRAG_MIB=8192 bench/bench_thp.sh    fragment that much (default: all but 1 GiB of MemAvailable)
 set -euo pipefail
 build=$(cd "${1:-$(dirname "$0")/../build}" && pwd)
 lib="$build/libpyhuge.so" prog="$build/bench/thp_fault" frag="$build/bench/fragment"

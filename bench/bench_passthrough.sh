@@ -2,7 +2,7 @@
 # The shim's cost on calls that are not arenas: bench/passthrough (an
 # mmap/munmap pair of 64 KiB) alternately without and with the shim, 9
 # times each; prints both medians and the difference in ns per pair.
-#   scripts/bench_passthrough.sh [BUILD_DIR]
+#   bench/bench_passthrough.sh [BUILD_DIR]
 set -euo pipefail
 build=$(cd "${1:-$(dirname "$0")/../build}" && pwd)
 prog="$build/bench/passthrough"
