@@ -141,6 +141,17 @@ static void parse_thp_stall(struct options *o, const char *v)
     o->thp_stall_us = n;
 }
 
+static void parse_malloc(struct options *o, const char *v)
+{
+    if (!v || !*v || strcasecmp(v, "tune") == 0)
+        return;
+    if (strcasecmp(v, "off") == 0 || word_is(v, no_words)) {
+        o->malloc_tune = false;
+        return;
+    }
+    log_warn("PYHUGE_MALLOC=\"%s\" is not tune or off; using tune", v);
+}
+
 struct variable {
     const char *name;
     void (*parse)(struct options *, const char *);
@@ -156,6 +167,7 @@ static const struct variable variables[] = {
     {"PYHUGE_FORK", parse_fork},
     {"PYHUGE_BACKEND", parse_backend},
     {"PYHUGE_THP_STALL_US", parse_thp_stall},
+    {"PYHUGE_MALLOC", parse_malloc},
 };
 
 #define NVARIABLES (sizeof variables / sizeof variables[0])
@@ -191,6 +203,7 @@ void options_parse(struct options *o, options_lookup_fn lookup, void *ctx, char 
         .fork = FORK_COPY,
         .backend = BACKEND_AUTO,
         .thp_stall_us = OPTIONS_DEFAULT_THP_STALL_US,
+        .malloc_tune = true,
     };
     for (size_t i = 0; i < NVARIABLES; i++) {
         variables[i].parse(o, lookup(variables[i].name, ctx));

@@ -33,6 +33,7 @@ struct options {
     unsigned cache_pages;         /* PYHUGE_CACHE_PAGES: empty huge pages kept, 0..64 */
     enum fork_mode fork;          /* PYHUGE_FORK: copy (default) or share */
     uint64_t thp_stall_us;        /* PYHUGE_THP_STALL_US: a slower THP fault pauses the tier; 0: never */
+    bool malloc_tune;             /* PYHUGE_MALLOC: tune (default) or off (heap.h) */
 };
 
 #define OPTIONS_DEFAULT_CACHE_PAGES 1

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "heap.h"
 #include "log.h"
 #include "os.h"
 #include "report.h"
@@ -273,13 +274,19 @@ int range_munmap(void *addr, size_t len)
     shim_lock();
     uint32_t idx;
     int e = 0;
+    bool trim = false;
     switch (table_release(&shim.table, a, plen, &idx)) {
-    case RELEASE_KEPT: break;
-    case RELEASE_UNMAP_PAGE: range_release_page(idx); break;
+    case RELEASE_KEPT: trim = heap_arenas_freed(plen); break;
+    case RELEASE_UNMAP_PAGE:
+        range_release_page(idx);
+        trim = heap_arenas_freed(plen);
+        break;
     case RELEASE_NOT_SLOT: e = unmap_locked(a, a + plen); break;
     }
     report_sync();
     shim_unlock();
+    if (trim)
+        heap_trim(); /* CPython gave back many arenas: many objects died */
     if (e) {
         errno = -e;
         return -1;

@@ -6,6 +6,7 @@
 
 #include "cpython.h"
 #include "fork.h"
+#include "heap.h"
 #include "log.h"
 #include "os.h"
 #include "range.h"
@@ -69,6 +70,7 @@ void shim_constructor(void)
         return;
     }
     shim_ready();
+    heap_setup();
     fork_register();
 }
 
@@ -130,6 +132,8 @@ void *shim_arena_mmap(size_t len, uintptr_t ret)
         shim.st.arenas_huge++;
     else
         report_fallback(reason);
+    if (a)
+        heap_arena_served(len);
     report_sync();
     shim_unlock();
 

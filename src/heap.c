@@ -1,0 +1,72 @@
+#include "heap.h"
+
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpython.h"
+#include "log.h"
+#include "os.h"
+#include "state.h"
+
+static int tuned; /* atomic, set once by the constructor */
+/* Under the shim's lock: bytes of arenas the shim holds, and their most
+ * since the last trim. */
+static size_t live, peak;
+
+/* Set by the process's own choice: respected. */
+static const char *own_setting(void)
+{
+    static const char *const vars[] = {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
+                                       "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", NULL};
+    for (const char *const *v = vars; *v; v++)
+        if (getenv(*v))
+            return *v;
+    const char *t = getenv("GLIBC_TUNABLES");
+    if (t && strstr(t, "glibc.malloc."))
+        return "GLIBC_TUNABLES";
+    const char *pm = getenv("PYTHONMALLOC");
+    if (pm && *pm && strcmp(pm, "pymalloc") != 0 && strcmp(pm, "pymalloc_debug") != 0)
+        return "PYTHONMALLOC";
+    return NULL;
+}
+
+void heap_setup(void)
+{
+    char what[160];
+    if (!shim.opt.enabled || !shim.opt.malloc_tune || !cpython_describe(what, sizeof what))
+        return;
+    const char *why = own_setting();
+    if (why) {
+        log_info("glibc malloc left as it is: %s is set", why);
+        return;
+    }
+    int ok = mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD) && mallopt(M_TOP_PAD, HEAP_TOP_PAD);
+    __atomic_store_n(&tuned, ok, __ATOMIC_RELEASE);
+    log_info("glibc malloc: blocks up to %u MiB from its heap, which grows %u MiB at a time%s",
+             HEAP_MMAP_THRESHOLD >> 20, HEAP_TOP_PAD >> 20, ok ? "" : " (refused)");
+}
+
+void heap_arena_served(size_t bytes)
+{
+    live += bytes;
+    if (live > peak)
+        peak = live;
+}
+
+bool heap_arenas_freed(size_t bytes)
+{
+    live = bytes < live ? live - bytes : 0;
+    if (!__atomic_load_n(&tuned, __ATOMIC_ACQUIRE) || live > peak / 2 || peak - live < HEAP_TRIM_BYTES)
+        return false;
+    peak = live;
+    return true;
+}
+
+void heap_trim(void)
+{
+    uint64_t t0 = os_now_ns();
+    malloc_trim(0);
+    log_debug("glibc malloc's free memory given back in %u us",
+              (unsigned)((os_now_ns() - t0) / 1000));
+}
