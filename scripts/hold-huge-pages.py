@@ -3,12 +3,15 @@
 (a database, a JVM, a second test run): maps N pages of 2 MiB with
 MAP_HUGETLB (reserved at mmap time, as without MAP_NORESERVE), writes to the
 first M of them so that they are faulted in, leaving N - M reserved only,
-prints one line saying so, and sleeps.
+prints one line saying so, and sleeps until killed, or until the process
+that started it is gone (so that a runner killed with SIGKILL does not leave
+pages held for good).
 
     hold-huge-pages.py N [M]      M defaults to N
 
 Exits 1, saying why, when the kernel refuses the mapping (pool too small)."""
 import mmap
+import os
 import signal
 import sys
 import time
@@ -33,8 +36,10 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print("holding %d huge pages: %d faulted in, %d reserved only" % (n, min(m, n), n - min(m, n)),
           flush=True)
-    while True:
-        time.sleep(3600)
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(1)
+    return 0
 
 
 if __name__ == "__main__":
