@@ -217,7 +217,7 @@ def main():
             if not tests:
                 # With no names, `python -m test` would run the whole suite.
                 cases.append((None, "%s (%s): no test suite installed (Debian: apt-get install "
-                              "libpython3.X-testsuite)" % (version, py)))
+                              "libpython3.X-testsuite)" % (version, py), ""))
                 continue
             runs = {}
             for name, pages in CONFIGS:
@@ -241,9 +241,12 @@ def main():
                              "seconds": round(r["seconds"])}
                 why = ("new failures: %s" % " ".join(new)) if new else (
                     "no arena on huge pages" if r["huge"] == 0 else "")
+                # What failed, from the end of regrtest's own output.
+                tail = "" if ok else "\n".join(r["output"].splitlines()[-60:])
                 cases.append((ok, "%s (%s) %s pool: %d files, arenas %d huge, %d THP, %d ordinary in "
                               "%d processes%s" % (version, py, name, len(tests), r["huge"], r["thp"],
-                                                  r["fallback"], r["procs"], ("; " + why) if why else "")))
+                                                  r["fallback"], r["procs"], ("; " + why) if why else ""),
+                              tail))
             rows.append(row)
     finally:
         restore_pool(pool_before, surplus_before, overcommit_before)
@@ -264,19 +267,24 @@ def main():
     if a.tap:
         print("TAP version 13")
         print("1..%d" % len(cases))
-        for i, (ok, text) in enumerate(cases, 1):
+        for i, (ok, text, tail) in enumerate(cases, 1):
             if ok is None:
                 print("ok %d - %s # SKIP" % (i, text))
             else:
                 print("%s %d - %s" % ("ok" if ok else "not ok", i, text))
+            for line in tail.splitlines():
+                print("#   " + line)
         for line in table:
             print("# " + line)
     else:
+        for ok, text, tail in cases:
+            if tail:
+                print("%s\n%s\n" % (text, tail), file=sys.stderr)
         print("\n".join(table))
     if a.markdown:
         with open(a.markdown, "w") as f:
             f.write("\n".join(table) + "\n")
-    return 0 if all(ok is not False for ok, _ in cases) else 1
+    return 0 if all(ok is not False for ok, _, _ in cases) else 1
 
 
 if __name__ == "__main__":
