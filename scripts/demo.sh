@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 python=${1:-/usr/bin/python3}
 pool_pages=${PYHUGE_DEMO_PAGES:-512}
+# Not for the shim, which warns about every PYHUGE_* name it does not know.
+unset PYHUGE_DEMO_PAGES
 
 # step WHAT COMMAND...: runs COMMAND with its output kept aside; when it
 # fails, prints that output and what failed, and stops the demo.

@@ -8,12 +8,23 @@
 # Ends with "N passed, N failed, N skipped", counted from the TAP output of
 # every test case (scripts/count-tap.py); exits non-zero when any failed.
 #
-#   scripts/test.sh            everything
-#   scripts/test.sh --quick    without the sanitizer builds
-#
-# PYHUGE_COUNTED_LOGS=FILE: also write the paths of the logs counted to FILE
-# (.ci/run adds its own cases to the same count).
+#   scripts/test.sh                        everything
+#   scripts/test.sh --quick                without the sanitizer builds
+#   scripts/test.sh --counted-logs=FILE    also write the paths of the logs
+#                                          counted to FILE (.ci/run adds its
+#                                          own cases to the same count)
+# (Not an environment variable: the shim warns about every PYHUGE_* name it
+# does not know, in every process the tests start.)
 set -uo pipefail
+quick=""
+counted_logs=""
+for arg in "$@"; do
+    case $arg in
+        --quick) quick=1 ;;
+        --counted-logs=*) counted_logs=$(realpath -m "${arg#*=}") ;;
+        *) echo "scripts/test.sh: unknown argument $arg (--quick, --counted-logs=FILE)" >&2; exit 64 ;;
+    esac
+done
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test || exit 1
 
@@ -148,13 +159,13 @@ beside_another_user() {
 
 run_suites build-test --werror --buildtype=debugoptimized --
 beside_another_user build-test
-if [ "${1:-}" != --quick ]; then
+if [ -z "$quick" ]; then
     run_suites build-sanitize --werror --buildtype=debug -Db_sanitize=address,undefined \
         -Db_lundef=false -- --suite unit --suite preload --suite concurrency
     run_suites build-tsan --werror --buildtype=debug -Db_sanitize=thread -Db_lundef=false \
         -- --suite concurrency
 fi
 
-[ -n "${PYHUGE_COUNTED_LOGS:-}" ] && printf '%s\n' "${logs[@]/#/$PWD/}" > "$PYHUGE_COUNTED_LOGS"
+[ -n "$counted_logs" ] && printf '%s\n' "${logs[@]/#/$PWD/}" > "$counted_logs"
 /usr/bin/python3 scripts/count-tap.py "${logs[@]}" || status=1
 exit $status
