@@ -2,16 +2,21 @@
 # Installs the Debian packages a job needs, only those missing.
 #   scripts/install-deps.sh build    compiler, meson, ninja
 #   scripts/install-deps.sh test     the above and Criterion
+#   scripts/install-deps.sh ci       the above and clang (.ci/run builds with it too)
 #   scripts/install-deps.sh bench    build, and the allocators the benchmarks compare
+# Quiet when it works; apt's own output, and what failed, when it does not.
 set -euo pipefail
+job=${1:-build}
 pkgs=(gcc meson ninja-build pkg-config python3)
 # The test suite of Debian's own python3.11, for the regression-test slice.
 # dpkg-dev and debhelper build the Debian package in its test; matplotlib
 # draws `pyhuge ab --png` charts.
-[ "${1:-build}" = test ] && pkgs+=(libcriterion-dev libpython3.11-testsuite dpkg-dev debhelper
-                                   python3-matplotlib)
+case $job in test | ci)
+    pkgs+=(libcriterion-dev libpython3.11-testsuite dpkg-dev debhelper python3-matplotlib) ;;
+esac
+[ "$job" = ci ] && pkgs+=(clang)
 # The alternatives a user would pick instead of pyhuge, and the chart.
-[ "${1:-build}" = bench ] && pkgs+=(libmimalloc2.0 libjemalloc2 python3-matplotlib)
+[ "$job" = bench ] && pkgs+=(libmimalloc2.0 libjemalloc2 python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -20,5 +25,14 @@ done
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
 echo "installing ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+log=$(mktemp /tmp/pyhuge-apt-XXXXXX)
+trap 'rm -f "$log"' EXIT
+apt() {
+    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get "$@" > "$log" 2>&1; then
+        cat "$log" >&2
+        echo "install-deps.sh: apt-get $* failed (output above)" >&2
+        exit 1
+    fi
+}
+apt update -qq
+apt install -y -qq "${missing[@]}"

@@ -28,6 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 NR = "/proc/sys/vm/nr_hugepages"
+OVERCOMMIT = "/proc/sys/vm/nr_overcommit_hugepages"
 
 # Memory-heavy, fork, threads, subprocess, mmap, gc, weakref, pickle, ctypes
 # and the object types that live in arenas. Names that a version lacks are
@@ -78,9 +79,37 @@ def available(stdlib, names):
             os.path.isdir(os.path.join(tdir, n))]
 
 
-def set_pool(n):
+def meminfo(key):
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def held():
+    """Pages other processes hold: faulted in (Total - Free) or reserved
+    (Rsvd, counted in Free until faulted in), surplus pages included."""
+    return meminfo("HugePages_Total") - meminfo("HugePages_Free") + meminfo("HugePages_Rsvd")
+
+
+def write_pool(n):
     with open(NR, "w") as f:
         f.write("%d\n" % n)
+
+
+def set_pool(n):
+    """n free pages for the run beside what other processes hold: never
+    below their pages, which the kernel would make surplus pages, freed
+    from under the pool when they let go."""
+    write_pool(held() + n)
+
+
+def restore_pool(before, surplus_before, overcommit_before):
+    write_pool(max(before, held() - surplus_before))
+    if overcommit_before:
+        with open(OVERCOMMIT, "w") as f:
+            f.write("%d\n" % overcommit_before)
 
 
 def failed_tests(output):
@@ -173,6 +202,13 @@ def main():
 
     with open(NR) as f:
         pool_before = int(f.read())
+    surplus_before = meminfo("HugePages_Surp")
+    with open(OVERCOMMIT) as f:
+        overcommit_before = int(f.read())
+    if overcommit_before:
+        # Surplus pages made on demand would keep the small pool from running dry.
+        with open(OVERCOMMIT, "w") as f:
+            f.write("0\n")
     rows, cases = [], []
     try:
         for py in pys:
@@ -181,7 +217,7 @@ def main():
             if not tests:
                 # With no names, `python -m test` would run the whole suite.
                 cases.append((None, "%s (%s): no test suite installed (Debian: apt-get install "
-                              "libpython3.X-testsuite)" % (version, py)))
+                              "libpython3.X-testsuite)" % (version, py), ""))
                 continue
             runs = {}
             for name, pages in CONFIGS:
@@ -205,12 +241,15 @@ def main():
                              "seconds": round(r["seconds"])}
                 why = ("new failures: %s" % " ".join(new)) if new else (
                     "no arena on huge pages" if r["huge"] == 0 else "")
+                # What failed, from the end of regrtest's own output.
+                tail = "" if ok else "\n".join(r["output"].splitlines()[-60:])
                 cases.append((ok, "%s (%s) %s pool: %d files, arenas %d huge, %d THP, %d ordinary in "
                               "%d processes%s" % (version, py, name, len(tests), r["huge"], r["thp"],
-                                                  r["fallback"], r["procs"], ("; " + why) if why else "")))
+                                                  r["fallback"], r["procs"], ("; " + why) if why else ""),
+                              tail))
             rows.append(row)
     finally:
-        set_pool(pool_before)
+        restore_pool(pool_before, surplus_before, overcommit_before)
 
     table = ["| Python | linkage | arena | test files | stock | shim, roomy pool | shim, pool runs dry |",
              "|---|---|---|---|---|---|---|"]
@@ -228,19 +267,24 @@ def main():
     if a.tap:
         print("TAP version 13")
         print("1..%d" % len(cases))
-        for i, (ok, text) in enumerate(cases, 1):
+        for i, (ok, text, tail) in enumerate(cases, 1):
             if ok is None:
                 print("ok %d - %s # SKIP" % (i, text))
             else:
                 print("%s %d - %s" % ("ok" if ok else "not ok", i, text))
+            for line in tail.splitlines():
+                print("#   " + line)
         for line in table:
             print("# " + line)
     else:
+        for ok, text, tail in cases:
+            if tail:
+                print("%s\n%s\n" % (text, tail), file=sys.stderr)
         print("\n".join(table))
     if a.markdown:
         with open(a.markdown, "w") as f:
             f.write("\n".join(table) + "\n")
-    return 0 if all(ok is not False for ok, _ in cases) else 1
+    return 0 if all(ok is not False for ok, _, _ in cases) else 1
 
 
 if __name__ == "__main__":

@@ -29,10 +29,12 @@ import sys
 import tempfile
 import time
 
-VERSION = "0.1.0"
-# Replaced with the install directory by meson; left as is in a source tree.
+# Both written in by meson when it configures this file into the build
+# directory (and so into the install); left as they are in a checkout.
+CONFIGURED_VERSION = "@VERSION@"
 INSTALLED_LIBDIR = "@PYHUGE_LIBDIR@"
 HERE = os.path.dirname(os.path.realpath(__file__))
+IN_CHECKOUT = INSTALLED_LIBDIR.startswith("@")
 HUGE = 2 * 1024 * 1024
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 
@@ -86,29 +88,58 @@ def pool_sizes():
     return sizes
 
 
-def find_lib(explicit=None):
-    candidates = []
+def version():
+    """meson.build's project version: written in at configure time, read
+    from the checkout's meson.build when run from a source tree."""
+    if CONFIGURED_VERSION and not CONFIGURED_VERSION.startswith("@"):
+        return CONFIGURED_VERSION
+    text = read(os.path.join(os.path.dirname(HERE), "meson.build"), "") or ""
+    m = re.search(r"\bproject\([^)]*?\bversion\s*:\s*'([^']+)'", text)
+    return m.group(1) if m else "unknown"
+
+
+def lib_candidates(explicit=None):
+    """Where libpyhuge.so may be, in the order looked: [(where, path)].
+    --lib overrides everything; then beside this command (the configured
+    command sits next to the library in a build directory), the install
+    libdir, $PYHUGE_LIB, and in a checkout its build* directories."""
     if explicit:
-        candidates.append(explicit)
-    if os.environ.get("PYHUGE_LIB"):
-        candidates.append(os.environ["PYHUGE_LIB"])
-    if not INSTALLED_LIBDIR.startswith("@"):
-        candidates += [os.path.join(INSTALLED_LIBDIR, "libpyhuge.so.0"),
-                       os.path.join(INSTALLED_LIBDIR, "libpyhuge.so")]
-    top = os.path.dirname(HERE)
-    candidates += [os.path.join(top, "build", "libpyhuge.so")]
-    candidates += sorted(glob.glob(os.path.join(top, "build*", "libpyhuge.so")))
-    for c in candidates:
-        if c and os.path.exists(c):
-            return os.path.abspath(c)
-    return None
+        return [("--lib", explicit)]
+    found = [("beside the command", os.path.join(HERE, "libpyhuge.so"))]
+    if not IN_CHECKOUT:
+        found += [("install libdir", os.path.join(INSTALLED_LIBDIR, "libpyhuge.so.0")),
+                  ("install libdir", os.path.join(INSTALLED_LIBDIR, "libpyhuge.so"))]
+    found.append(("PYHUGE_LIB", os.environ.get("PYHUGE_LIB") or None))
+    if IN_CHECKOUT:
+        pattern = os.path.join(os.path.dirname(HERE), "build*", "libpyhuge.so")
+        found += [("checkout build dir", p) for p in sorted(glob.glob(pattern))] or \
+            [("checkout build dir", pattern)]
+    return found
+
+
+def find_lib(explicit=None):
+    """(absolute path or None, [(where, path, what was there)]) for every
+    place tried, up to the one that has it."""
+    tried = []
+    for where, path in lib_candidates(explicit):
+        if not path:
+            tried.append((where, "", "not set"))
+            continue
+        if os.path.isfile(path):
+            tried.append((where, path, "found"))
+            return os.path.abspath(path), tried
+        tried.append((where, path, "no such file"))
+    return None, tried
 
 
 def need_lib(explicit):
-    lib = find_lib(explicit)
+    lib, tried = find_lib(explicit)
     if not lib:
-        die("libpyhuge.so not found: build it (meson setup build && meson compile -C build), "
-            "install it (meson install -C build), or name it with --lib or PYHUGE_LIB")
+        if explicit:
+            die("--lib %s: no such file" % explicit, EXIT_USAGE)
+        die("libpyhuge.so not found; looked in %s. Build it (meson setup build && meson compile "
+            "-C build), install it (meson install -C build), or name it with --lib or PYHUGE_LIB"
+            % "; ".join("%s %s" % (w, p or "(not set)") for w, p, _ in tried))
     return lib
 
 
@@ -324,8 +355,10 @@ def cmd_check(a):
         problems.append(("degraded", "the 2 MiB pool is empty: arenas go to %s" % elsewhere,
                          "sudo pyhuge reserve 512M   (or the heap size of your service)"))
     elif two and two["free"] - two["reserved"] < 32:
-        problems.append(("degraded", "only %d free 2 MiB pages in the pool; then %s"
-                         % (two["free"] - two["reserved"], elsewhere), "sudo pyhuge reserve 512M"))
+        problems.append(("degraded", "only %d free 2 MiB pages in the pool (%d held by processes); "
+                         "then %s" % (two["free"] - two["reserved"],
+                                      two["total"] - two["free"] + two["reserved"], elsewhere),
+                         "sudo pyhuge reserve 512M"))
     if not thp_on:
         print("                (no THP tier: with no pool, arenas stay on ordinary pages)")
         if not two:
@@ -349,11 +382,14 @@ def cmd_check(a):
         print("pool users      %s held by %d processes: %s" % (
             human(held * 1024), len(users),
             ", ".join("%s[%d] %s" % (n, p, human(k * 1024)) for p, n, k in users[:5])))
-    lib = find_lib(a.lib)
-    print("libpyhuge       %s" % (lib or "NOT FOUND"))
+    lib, tried = find_lib(a.lib)
+    print("libpyhuge       %s; looked in, in order:" % (lib or "NOT FOUND"))
+    for where, path, what in tried:
+        print("                  %-19s %s" % (where, "%s: %s" % (path, what) if path else "(%s)" % what))
     if not lib:
         problems.append(("impossible", "libpyhuge.so not found",
-                         "meson setup build && meson compile -C build  (or meson install -C build)"))
+                         "meson setup build && meson compile -C build  (or meson install -C build), "
+                         "or name it: --lib PATH or PYHUGE_LIB=PATH"))
     py = a.python or "python3"
     exe = shutil_which(py)
     if not exe:
@@ -423,14 +459,28 @@ def parse_size(text):
     return pages
 
 
+def pool_counts():
+    """(persistent pool size, pages a new mapping can have, pages held by
+    processes). HugePages_Free counts reserved pages too (promised to a
+    mapping, not faulted in yet), and Total counts surplus pages."""
+    m = meminfo()
+    total, free, rsvd = m.get("HugePages_Total", 0), m.get("HugePages_Free", 0), m.get("HugePages_Rsvd", 0)
+    try:
+        nr = int((read(NR_HUGEPAGES, "0") or "0").strip())
+    except ValueError:
+        nr = total
+    return nr, free - rsvd, total - free + rsvd
+
+
 def cmd_reserve(a):
     pages = parse_size(a.size)
-    m = meminfo()
-    total, free = m.get("HugePages_Total", 0), m.get("HugePages_Free", 0)
-    in_use = total - free
-    target = max(total, in_use + pages)
-    print("asked: %d free pages of 2 MiB (%s); pool now %d pages, %d free" % (pages, human(pages * HUGE), total, free))
-    if free >= pages:
+    nr, avail, held = pool_counts()
+    # Never below what processes hold: the kernel would turn their pages
+    # into surplus pages, gone from the pool once they let go.
+    target = max(nr, held + pages)
+    print("asked: %d free pages of 2 MiB (%s); pool now %d pages, %d free, %d held by processes"
+          % (pages, human(pages * HUGE), nr, avail, held))
+    if avail >= pages:
         print("already enough: nothing to change")
     elif os.geteuid() != 0:
         print("pyhuge: sizing the pool needs root. Run:\n  sudo %s reserve %s\n"
@@ -443,21 +493,19 @@ def cmd_reserve(a):
                 f.write("%d\n" % target)
         except OSError as e:
             die("cannot write %s: %s" % (NR_HUGEPAGES, e.strerror))
-        m = meminfo()
-        total, free = m.get("HugePages_Total", 0), m.get("HugePages_Free", 0)
-        print("granted: pool %d pages (%s), %d free" % (total, human(total * HUGE), free))
-        if free < pages:
+        nr, avail, held = pool_counts()
+        print("granted: pool %d pages (%s), %d free" % (nr, human(nr * HUGE), avail))
+        if avail < pages:
             print("the kernel granted fewer pages than asked (memory is fragmented or short): "
                   "%d of %d free. Try again after `echo 1 > /proc/sys/vm/compact_memory`, or reserve "
-                  "at boot (hugepages=%d on the kernel command line)." % (free, pages, target))
+                  "at boot (hugepages=%d on the kernel command line)." % (avail, pages, target))
     print("\nto keep it across reboots:\n"
           "  echo 'vm.nr_hugepages = %d' | sudo tee /etc/sysctl.d/90-pyhuge.conf && sudo sysctl --system\n"
           "\nto give it to a container (Kubernetes; the node needs the pool):\n"
           "  resources:\n    limits:\n      hugepages-2Mi: %s\n      memory: <as before>\n"
           "  env:\n    - {name: LD_PRELOAD, value: /usr/lib/x86_64-linux-gnu/libpyhuge.so.0}"
-          % (max(target, total), "%dMi" % (pages * 2)))
-    m = meminfo()
-    return EXIT_OK if m.get("HugePages_Free", 0) >= pages else EXIT_DEGRADED
+          % (max(target, nr), "%dMi" % (pages * 2)))
+    return EXIT_OK if pool_counts()[1] >= pages else EXIT_DEGRADED
 
 
 # ---- run -------------------------------------------------------------------
@@ -807,7 +855,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser():
     p = Parser(prog="pyhuge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version="pyhuge " + VERSION)
+    p.add_argument("--version", action="version", version="pyhuge " + version())
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     c = sub.add_parser("check", help="readiness report with a verdict",
                        description="Is this machine, and this Python, ready for huge-page arenas? "

@@ -1,10 +1,13 @@
 /*
  * The `pyhuge` command, end to end: real pool, real processes, bad
- * arguments. Each test runs tools/pyhuge.py as a user would.
+ * arguments. Each test runs tools/pyhuge.py (the copy in the source tree)
+ * or the copy meson configures into the build directory, as a user would.
  */
 #include <criterion/criterion.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -38,7 +41,10 @@ static void pyhuge(char *const env_extra[], char *const args[])
         pyhuge(NULL, args_);                           \
     } while (0)
 
-static void pool_32(void) { pool_require(32); }
+/* The pool as the test found it, with the pages it asked for beyond what
+ * other processes hold (harness.h). */
+static struct pool base;
+static void pool_32(void) { base = pool_require(32); }
 
 TestSuite(cli, .fini = pool_restore, .timeout = 120);
 
@@ -87,10 +93,18 @@ Test(cli, check_ready_with_a_pool, .init = pool_32)
 
 Test(cli, check_degraded_without_a_pool_names_the_fix)
 {
-    pool_require(0);
+    base = pool_require(0);
     PYHUGE("check", "/usr/bin/python3.11");
     cr_expect_eq(r.status, 1, "%s", r.out);
-    cr_expect(strstr(r.out, "pool is empty") != NULL, "%s", r.out);
+    if (base.total == 0) {
+        cr_expect(strstr(r.out, "pool is empty") != NULL, "%s", r.out);
+    } else {
+        char held[96];
+        snprintf(held, sizeof held, "only 0 free 2 MiB pages in the pool (%ld held by processes)",
+                 pool_held(&base));
+        cr_expect(strstr(r.out, held) != NULL, "no page left beside the others' %ld:\n%s",
+                  pool_held(&base), r.out);
+    }
     cr_expect(strstr(r.out, "pyhuge reserve") != NULL, "the fix is a command: %s", r.out);
 }
 
@@ -111,23 +125,36 @@ Test(cli, check_impossible_for_setuid_and_non_python, .init = pool_32)
     cr_expect(strstr(r.out, "setuid") != NULL, "%s", r.out);
 }
 
+/* reserve makes SIZE free beyond what processes hold (pages in use,
+ * reserved or surplus), and never takes theirs. */
 Test(cli, reserve_sizes_the_pool_and_says_what_was_granted)
 {
-    pool_require(0);
+    base = pool_require(0);
     PYHUGE("reserve", "64M");
     cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
-    cr_expect_geq(meminfo("HugePages_Free"), 32);
-    cr_expect(strstr(r.out, "granted: pool 32 pages") != NULL, "%s", r.out);
+    struct pool now = pool_now();
+    cr_expect_eq(pool_available(&now), 32, "64 MiB free for new mappings:\n%s", r.out);
+    cr_expect_eq(pool_held(&now), pool_held(&base), "nobody lost a page");
+    char granted[96];
+    snprintf(granted, sizeof granted, "granted: pool %ld pages", pool_held(&base) + 32);
+    cr_expect(strstr(r.out, granted) != NULL, "%s\n%s", granted, r.out);
+    cr_expect(strstr(r.out, "MiB), 32 free\n") != NULL, "%s", r.out);
     cr_expect(strstr(r.out, "sysctl.d") != NULL, "how to make it persistent: %s", r.out);
     cr_expect(strstr(r.out, "hugepages-2Mi: 64Mi") != NULL, "the Kubernetes resource: %s", r.out);
     PYHUGE("reserve", "40");
     cr_expect_eq(r.status, 0);
-    cr_expect_eq(meminfo("HugePages_Total"), 40, "a page count");
+    now = pool_now();
+    cr_expect_eq(pool_available(&now), 40, "a page count:\n%s", r.out);
+    PYHUGE("reserve", "8");
+    cr_expect_eq(r.status, 0);
+    cr_expect(strstr(r.out, "already enough") != NULL, "%s", r.out);
+    now = pool_now();
+    cr_expect_eq(pool_available(&now), 40, "reserve never shrinks the pool");
 }
 
 Test(cli, reserve_without_root_says_what_needs_root)
 {
-    pool_require(0);
+    base = pool_require(0);
     char *argv[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                     PY, PYHUGE_CLI, "reserve", "64M", NULL};
     char *env[] = {LIBVAR, NULL};
@@ -137,7 +164,7 @@ Test(cli, reserve_without_root_says_what_needs_root)
     cr_expect_eq(r.status, 2, "%s%s", r.out, r.err);
     cr_expect(strstr(r.err, "needs root") != NULL, "%s", r.err);
     cr_expect(strstr(r.err, "sudo") != NULL, "%s", r.err);
-    cr_expect_eq(meminfo("HugePages_Total"), 0);
+    pool_expect_back(&base, "nothing changed");
 }
 
 Test(cli, run_preloads_keeps_ld_preload_and_passes_the_exit_status, .init = pool_32)
@@ -235,4 +262,201 @@ Test(cli, stats_of_a_process_without_the_shim)
     cr_expect(strstr(r.out, "not running under the shim") != NULL, "%s", r.out);
     PYHUGE("stats", "999999999");
     cr_expect_eq(r.status, 1);
+}
+
+/* ---- finding the library ------------------------------------------------ */
+
+/* The build directory: the library's (PYHUGE_LIB_PATH is its real file,
+ * libpyhuge.so.0.1.0; libpyhuge.so links to it). */
+static const char *build_dir(void)
+{
+    static char dir[4096];
+    snprintf(dir, sizeof dir, "%s", PYHUGE_LIB_PATH);
+    return dirname(dir);
+}
+
+/* The command meson configures into the build directory, next to the
+ * library (which is what lets it find the library beside itself). */
+static const char *built_cli(void)
+{
+    static char path[4200];
+    snprintf(path, sizeof path, "%s/pyhuge", build_dir());
+    cr_assert_eq(access(path, R_OK), 0, "no configured command at %s", path);
+    return path;
+}
+
+/* Runs cmd from directory dir, with only env (and what run() adds). */
+static void run_in(const char *dir, char *const env[], char *const cmd[])
+{
+    char *argv[40] = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", (char *)dir};
+    int n = 4;
+    for (int i = 0; cmd[i] && n < 39; i++)
+        argv[n++] = cmd[i];
+    argv[n] = NULL;
+    run(&r, env, argv);
+}
+
+/* A private directory, removed with everything in it by rm_tmpdir. */
+static char tmpdir[64];
+static const char *make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/pyhuge-cli-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+    return tmpdir;
+}
+static void rm_tmpdir(void)
+{
+    if (!tmpdir[0])
+        return;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    tmpdir[0] = 0;
+}
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+#define PY311 "/usr/bin/python3.11"
+#define SMALL_HEAP "x = [(i, str(i)) for i in range(300000)]"
+
+/* `meson setup /tmp/b`: the command in /tmp/b, run from anywhere with no
+ * PYHUGE_LIB, finds /tmp/b/libpyhuge.so and puts arenas on huge pages. */
+Test(cli, built_command_finds_the_library_beside_itself, .init = pool_32)
+{
+    const char *cli = built_cli();
+    char *no_env[] = {NULL};
+    char *check[] = {PY, (char *)cli, "check", PY311, NULL};
+    run_in("/", no_env, check);
+    char want[8600];
+    snprintf(want, sizeof want, "libpyhuge       %s/libpyhuge.so; looked in, in order:\n"
+                                "                  beside the command  %s/libpyhuge.so: found\n",
+             build_dir(), build_dir());
+    cr_expect(strstr(r.out, want) != NULL, "found first, beside itself:\n%s", r.out);
+    cr_expect_eq(r.status, 0, "verdict READY:\n%s%s", r.out, r.err);
+
+    char *runs[] = {PY, (char *)cli, "run", "--stats", "--", PY311, "-c", SMALL_HEAP, NULL};
+    run_in("/", no_env, runs);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "stats: arenas huge=") && !strstr(r.err, "stats: arenas huge=0 "),
+              "arenas on huge pages: %s", r.err);
+}
+
+/* The copy in the source tree, from another directory, takes PYHUGE_LIB
+ * when there is no library beside it. */
+Test(cli, source_command_takes_pyhuge_lib, .init = pool_32)
+{
+    char *env[] = {LIBVAR, NULL};
+    char *check[] = {PY, PYHUGE_CLI, "check", PY311, NULL};
+    run_in("/", env, check);
+    char tools[4096], want[8400];
+    snprintf(tools, sizeof tools, "%s", PYHUGE_CLI);
+    snprintf(want, sizeof want, "                  beside the command  %s/libpyhuge.so: no such file\n"
+                                "                  PYHUGE_LIB          %s: found\n",
+             dirname(tools), PYHUGE_LIB_PATH);
+    cr_expect(strstr(r.out, want) != NULL, "beside itself first, then PYHUGE_LIB:\n%s", r.out);
+    cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+
+    char *runs[] = {PY, PYHUGE_CLI, "run", "--stats", "--", PY311, "-c", SMALL_HEAP, NULL};
+    run_in("/", env, runs);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "stats: arenas huge=") && !strstr(r.err, "stats: arenas huge=0 "),
+              "arenas on huge pages: %s", r.err);
+}
+
+/* The install libdir meson wrote into the configured command. */
+static void installed_libdir(const char *cli, char *out, size_t len)
+{
+    FILE *f = fopen(cli, "r");
+    cr_assert_not_null(f);
+    char line[4096];
+    out[0] = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "INSTALLED_LIBDIR = \"%4095[^\"]\"", out) == 1)
+            break;
+    fclose(f);
+    out[len - 1] = 0;
+    cr_assert(out[0] == '/', "the configured command has the install libdir written in: %s", out);
+}
+
+/* The configured command moved away from its library: check names every
+ * place it tried, in order, up to the one that has it: the install libdir
+ * when pyhuge is installed there, else nowhere; and run says the same. */
+Test(cli, check_says_where_it_looked, .fini = rm_tmpdir)
+{
+    const char *dir = make_tmpdir();
+    char cli[128], libdir[4096], installed[4200];
+    snprintf(cli, sizeof cli, "%s/pyhuge", dir);
+    copy_file(built_cli(), cli);
+    installed_libdir(built_cli(), libdir, sizeof libdir);
+    snprintf(installed, sizeof installed, "%s/libpyhuge.so.0", libdir);
+    bool is_installed = access(installed, F_OK) == 0;
+    char *no_env[] = {NULL};
+    char *check[] = {PY, cli, "check", PY311, NULL};
+    run_in("/", no_env, check);
+    char want[8800];
+    if (is_installed)
+        snprintf(want, sizeof want,
+                 "libpyhuge       %s; looked in, in order:\n"
+                 "                  beside the command  %s/libpyhuge.so: no such file\n"
+                 "                  install libdir      %s: found\n",
+                 installed, dir, installed);
+    else
+        snprintf(want, sizeof want,
+                 "libpyhuge       NOT FOUND; looked in, in order:\n"
+                 "                  beside the command  %s/libpyhuge.so: no such file\n"
+                 "                  install libdir      %s/libpyhuge.so.0: no such file\n"
+                 "                  install libdir      %s/libpyhuge.so: no such file\n"
+                 "                  PYHUGE_LIB          (not set)\n",
+                 dir, libdir, libdir);
+    cr_expect(strstr(r.out, want) != NULL, "want:\n%s\ngot:\n%s", want, r.out);
+    if (!is_installed) {
+        cr_expect_eq(r.status, 2, "verdict IMPOSSIBLE:\n%s", r.out);
+        cr_expect(strstr(r.out, "--lib PATH or PYHUGE_LIB=PATH") != NULL, "the fix: %s", r.out);
+    }
+
+    char *runs[] = {PY, cli, "run", "--", "/bin/true", NULL};
+    run_in("/", no_env, runs);
+    if (is_installed) {
+        cr_expect_eq(r.status, 0, "%s", r.err);
+    } else {
+        cr_expect_eq(r.status, 2);
+        cr_expect(strstr(r.err, "libpyhuge.so not found; looked in beside the command") != NULL,
+                  "%s", r.err);
+    }
+}
+
+/* --lib overrides everything: the library beside the command and
+ * PYHUGE_LIB alike; a --lib that does not exist is an error, not a
+ * fallback. */
+Test(cli, lib_flag_overrides_everything, .init = pool_32, .fini = rm_tmpdir)
+{
+    char copy[128];
+    snprintf(copy, sizeof copy, "%s/libpyhuge-copy.so", make_tmpdir());
+    copy_file(PYHUGE_LIB_PATH, copy);
+    char *env[] = {LIBVAR, NULL};
+    char *check[] = {PY, (char *)built_cli(), "check", "--lib", copy, PY311, NULL};
+    run_in("/", env, check);
+    char want[512];
+    snprintf(want, sizeof want, "libpyhuge       %s; looked in, in order:\n"
+                                "                  --lib               %s: found\n", copy, copy);
+    cr_expect(strstr(r.out, want) != NULL, "want:\n%s\ngot:\n%s", want, r.out);
+    cr_expect_eq(r.status, 0, "%s", r.out);
+
+    char *runs[] = {PY, (char *)built_cli(), "run", "--lib", copy, "--", "/bin/sh", "-c",
+                    "echo \"$LD_PRELOAD\"", NULL};
+    run_in("/", env, runs);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    snprintf(want, sizeof want, "%s\n", copy);
+    cr_expect_str_eq(r.out, want, "the --lib copy is preloaded");
+
+    char *missing[] = {PY, (char *)built_cli(), "run", "--lib", "/nonexistent/libpyhuge.so", "--",
+                       "/bin/true", NULL};
+    run_in("/", env, missing);
+    cr_expect_eq(r.status, 64, "%s", r.err);
+    cr_expect(strstr(r.err, "--lib /nonexistent/libpyhuge.so: no such file") != NULL, "%s", r.err);
 }

@@ -1,16 +1,19 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
+#define NR_OVERCOMMIT "/proc/sys/vm/nr_overcommit_hugepages"
+#define COMPACT_MEMORY "/proc/sys/vm/compact_memory"
 
 long meminfo(const char *key)
 {
@@ -26,41 +29,141 @@ long meminfo(const char *key)
     return v;
 }
 
-static long original = -1;
-
-static bool write_pool(long n)
+struct pool pool_now(void)
 {
-    FILE *f = fopen(NR_HUGEPAGES, "w");
+    return (struct pool){.total = meminfo("HugePages_Total"),
+                         .free = meminfo("HugePages_Free"),
+                         .rsvd = meminfo("HugePages_Rsvd"),
+                         .surp = meminfo("HugePages_Surp")};
+}
+
+long pool_available(const struct pool *p) { return p->free - p->rsvd; }
+
+long pool_held(const struct pool *p) { return p->total - p->free + p->rsvd; }
+
+long pool_taken(const struct pool *base, struct pool now)
+{
+    return pool_available(base) - pool_available(&now);
+}
+
+long pool_taken_at(const struct pool *base, long free, long rsvd)
+{
+    return pool_available(base) - (free - rsvd);
+}
+
+void pool_expect_back(const struct pool *base, const char *when)
+{
+    struct pool now = pool_now();
+    cr_expect_eq(now.total, base->total, "HugePages_Total %ld, was %ld: %s", now.total, base->total, when);
+    cr_expect_eq(now.free, base->free, "HugePages_Free %ld, was %ld: %s", now.free, base->free, when);
+    cr_expect_eq(now.rsvd, base->rsvd, "HugePages_Rsvd %ld, was %ld: %s", now.rsvd, base->rsvd, when);
+    cr_expect_eq(now.surp, base->surp, "HugePages_Surp %ld, was %ld: %s", now.surp, base->surp, when);
+}
+
+static long read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+/* 0, or the errno of the failed open, write or close. */
+static int write_long(const char *path, long v)
+{
+    FILE *f = fopen(path, "w");
     if (!f)
-        return false;
-    bool ok = fprintf(f, "%ld\n", n) > 0;
-    ok = (fclose(f) == 0) && ok;
-    return ok;
+        return errno;
+    int err = fprintf(f, "%ld\n", v) > 0 ? 0 : errno;
+    if (fclose(f) != 0 && !err)
+        err = errno;
+    return err;
+}
+
+/* The settings before this process first sized the pool. */
+static struct {
+    bool saved;
+    long nr, overcommit, surp;
+} before;
+
+/* Huge pages this process has faulted in (HugetlbPages in /proc/self/status). */
+static long own_pages(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "HugetlbPages: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    long page_kb = meminfo("Hugepagesize");
+    return page_kb > 0 ? kb / page_kb : 0;
 }
 
 void pool_restore(void)
 {
-    if (original >= 0)
-        write_pool(original);
+    if (!before.saved)
+        return;
+    /* Pages others hold now that were not surplus before stay in the
+     * persistent pool: shrinking below them would make them surplus pages,
+     * freed to the kernel when their holder lets go. This process's own
+     * pages (a test that links the shim's code) go when it exits. */
+    struct pool now = pool_now();
+    long floor = pool_held(&now) - own_pages() - before.surp;
+    write_long(NR_HUGEPAGES, before.nr > floor ? before.nr : floor);
+    if (before.overcommit > 0)
+        write_long(NR_OVERCOMMIT, before.overcommit);
 }
 
-bool pool_set(long n)
+static void remember(void)
 {
-    if (original < 0) {
-        original = meminfo("HugePages_Total");
-        atexit(pool_restore);
-    }
-    return write_pool(n) && meminfo("HugePages_Total") == n;
+    if (before.saved)
+        return;
+    before.nr = read_long(NR_HUGEPAGES);
+    before.overcommit = read_long(NR_OVERCOMMIT);
+    before.surp = meminfo("HugePages_Surp");
+    before.saved = true;
+    atexit(pool_restore);
 }
 
-void pool_require(long n)
+struct pool pool_require(long n)
 {
-    if (meminfo("HugePages_Rsvd") > 0 || meminfo("HugePages_Total") != meminfo("HugePages_Free")) {
-        if (!pool_set(n + meminfo("HugePages_Total") - meminfo("HugePages_Free")))
-            cr_skip_test("huge pages are in use by other processes; cannot size the pool");
+    remember();
+    int err;
+    /* With overcommit on, the kernel makes surplus pages on demand and the
+     * pool would not run dry at n. */
+    if (before.overcommit > 0 && (err = write_long(NR_OVERCOMMIT, 0)) != 0)
+        cr_skip_test("cannot turn huge page overcommit off for this test (%s: %s; needs root)",
+                     NR_OVERCOMMIT, strerror(err));
+    struct pool p = pool_now();
+    bool compacted = false;
+    for (int tries = 0; pool_available(&p) != n && tries < 4; tries++) {
+        /* held + n: every page someone holds (surplus ones included) joins
+         * the persistent pool, plus n free ones. The kernel never frees a
+         * page that is in use or reserved, whatever is written. */
+        long target = pool_held(&p) + n;
+        if ((err = write_long(NR_HUGEPAGES, target)) != 0)
+            cr_skip_test("cannot size the huge page pool to %ld pages, %ld for this test beside %ld "
+                         "held by other processes (%s: %s; needs root)",
+                         target, n, pool_held(&p), NR_HUGEPAGES, strerror(err));
+        p = pool_now();
+        if (pool_available(&p) < n && !compacted) {
+            /* Fewer granted: free memory may be fragmented. Compact once. */
+            write_long(COMPACT_MEMORY, 1);
+            compacted = true;
+        }
     }
-    if (!pool_set(n))
-        cr_skip_test("cannot set the huge page pool to %ld pages (needs root and free memory)", n);
+    if (pool_available(&p) != n)
+        cr_skip_test("the kernel grants %ld free huge pages, not the %ld this test needs, beside %ld "
+                     "held by other processes (HugePages_Total %ld, Rsvd %ld, Surp %ld): memory is "
+                     "short or fragmented",
+                     pool_available(&p), n, pool_held(&p), p.total, p.rsvd, p.surp);
+    return p;
 }
 
 static void slurp(int fd, char *buf, size_t cap)
