@@ -9,11 +9,15 @@ import sys
 
 
 def pool_free():
+    """Huge pages this process can still take: free, less those other
+    processes have reserved and not yet faulted in."""
+    fields = {}
     with open("/proc/meminfo") as f:
         for line in f:
-            if line.startswith("HugePages_Free:"):
-                return int(line.split()[1])
-    return 0
+            if line.startswith("HugePages_"):
+                key, value = line.split(":")
+                fields[key] = int(value.split()[0])
+    return fields.get("HugePages_Free", 0) - fields.get("HugePages_Rsvd", 0)
 
 
 def build_heap():
