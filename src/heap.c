@@ -13,6 +13,7 @@ static int tuned; /* atomic, set once by the constructor */
 /* Under the shim's lock: bytes of arenas the shim holds, and their most
  * since the last trim. */
 static size_t live, peak;
+static uint64_t last_trim_ns;
 
 /* Set by the process's own choice: respected. */
 static const char *own_setting(void)
@@ -59,6 +60,10 @@ bool heap_arenas_freed(size_t bytes)
     live = bytes < live ? live - bytes : 0;
     if (!__atomic_load_n(&tuned, __ATOMIC_ACQUIRE) || live > peak / 2 || peak - live < HEAP_TRIM_BYTES)
         return false;
+    uint64_t now = os_now_ns();
+    if (last_trim_ns && now - last_trim_ns < HEAP_TRIM_INTERVAL_NS)
+        return false;
+    last_trim_ns = now;
     peak = live;
     return true;
 }

