@@ -90,4 +90,15 @@ unsigned long field_hex(const char *text, const char *prefix, int nth, const cha
 /* How many lines start with prefix. */
 int count_lines(const char *text, const char *prefix);
 
+/* Runs the arenas program (test/preload/arenas.c, ARENAS_BIN) with the
+ * commands given, in the environment `env` in scope, into the struct run
+ * `r` in scope; fails the test unless it exits 0. */
+#define ARENAS(...)                                                                         \
+    do {                                                                                    \
+        char *argv_[] = {ARENAS_BIN, __VA_ARGS__, NULL};                                    \
+        run(&r, env, argv_);                                                                \
+        cr_assert_eq(r.status, 0, "arenas exited %d\nstdout:\n%s\nstderr:\n%s", r.status,    \
+                     r.out, r.err);                                                         \
+    } while (0)
+
 #endif

@@ -23,14 +23,6 @@
 
 static struct run r;
 
-#define ARENAS(...)                                                                         \
-    do {                                                                                    \
-        char *argv_[] = {ARENAS_BIN, __VA_ARGS__, NULL};                                    \
-        run(&r, env, argv_);                                                                \
-        cr_assert_eq(r.status, 0, "arenas exited %d\nstdout:\n%s\nstderr:\n%s", r.status,    \
-                     r.out, r.err);                                                         \
-    } while (0)
-
 static void pool_8(void) { pool_require(8); }
 
 TestSuite(hostile, .init = pool_8, .fini = pool_restore, .timeout = 60);

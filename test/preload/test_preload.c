@@ -18,14 +18,6 @@
 
 static struct run r;
 
-#define ARENAS(...)                                                                         \
-    do {                                                                                    \
-        char *argv_[] = {ARENAS_BIN, __VA_ARGS__, NULL};                                    \
-        run(&r, env, argv_);                                                                \
-        cr_assert_eq(r.status, 0, "arenas exited %d\nstdout:\n%s\nstderr:\n%s", r.status,    \
-                     r.out, r.err);                                                         \
-    } while (0)
-
 /* The pool as the test found it, with exactly n pages for it beyond what
  * other processes hold (harness.h). */
 static struct pool base;
