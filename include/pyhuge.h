@@ -50,7 +50,7 @@ struct pyhuge_stats {
     uint64_t arenas_live;      /* arenas on huge pages now */
     uint64_t pages_now;        /* 2 MiB huge pages held now (including cached ones) */
     uint64_t pages_peak;       /* the most huge pages held at once */
-    uint64_t pages_cached;     /* empty huge pages kept for reuse */
+    uint64_t pages_cached;     /* empty hugetlb pages kept for reuse */
     uint64_t pages_demoted;    /* huge pages moved to ordinary pages because of a
                                   partial munmap/mprotect/madvise/mremap */
     uint64_t fallbacks[PYHUGE_FALLBACK_COUNT]; /* by enum pyhuge_fallback */

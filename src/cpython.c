@@ -34,6 +34,42 @@ static bool in_known_site(uintptr_t ret)
     return false;
 }
 
+/* Executable code of objects already looked at whose calls are not arena
+ * requests (no CPython there, or CPython outside its arena function): a
+ * return address there needs no walk of the loaded objects. An object
+ * unloaded and another loaded at its address would only see its same-sized
+ * mmaps pass through, never a wrong arena. */
+struct text {
+    uintptr_t lo, hi;
+};
+
+#define MAX_OTHERS 16
+
+static struct text others[MAX_OTHERS];
+static unsigned nothers; /* release/acquire, as nsites */
+static int others_lock;
+
+static bool in_other_text(uintptr_t ret)
+{
+    unsigned n = __atomic_load_n(&nothers, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++)
+        if (ret - others[i].lo < others[i].hi - others[i].lo)
+            return true;
+    return false;
+}
+
+static void add_other_text(uintptr_t lo, uintptr_t hi)
+{
+    if (lo >= hi || __atomic_exchange_n(&others_lock, 1, __ATOMIC_ACQUIRE))
+        return;
+    unsigned n = __atomic_load_n(&nothers, __ATOMIC_RELAXED);
+    if (n < MAX_OTHERS) {
+        others[n] = (struct text){lo, hi};
+        __atomic_store_n(&nothers, n + 1, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&others_lock, 0, __ATOMIC_RELEASE);
+}
+
 static bool object_known(uintptr_t object)
 {
     unsigned n = __atomic_load_n(&nsites, __ATOMIC_ACQUIRE);
@@ -98,10 +134,16 @@ bool cpython_is_arena_caller(uintptr_t ret)
 {
     if (in_known_site(ret))
         return true;
+    if (in_other_text(ret))
+        return false;
     struct query q = {.addr = ret};
     dl_iterate_phdr(find_object, &q);
-    if (!q.found || !q.get_allocator || object_known(q.object))
+    if (!q.found)
         return false;
+    if (!q.get_allocator || object_known(q.object)) {
+        add_other_text(q.text_lo, q.text_hi);
+        return false;
+    }
 
     /* Called outside dl_iterate_phdr's lock: CPython 3.12+ takes a lock of
      * its own in here, and no arena allocation ever holds that lock. */

@@ -26,7 +26,8 @@
  *    out of memory), the child stops at once with a message (SIGABRT): it
  *    cannot copy the pages itself, because until it has, a parent writing
  *    into a drained pool takes them from under it (measured: SIGBUS). With
- *    one thread a move needs no memory beyond a free page of the range.
+ *    one thread a move needs no address space or RLIMIT_DATA room beyond a
+ *    free page of the range (move_through_free_page).
  *
  * Nobody waits for anybody: a child stopped by a debugger holds no one up.
  * Signals are blocked from the prepare handler to the parent and child
@@ -63,45 +64,47 @@ static __thread bool holds_lock __attribute__((tls_model("initial-exec")));
 
 static bool is_hugetlb(uint32_t idx) { return shim.table.pages[idx].state == PAGE_HUGE; }
 
-/* With one thread and no memory for a copy elsewhere: through a FREE page
- * of the range, which is address space already. The hugetlb page moves
- * there, ordinary memory takes its place (page idx is a hole for that
- * moment, which nothing else can fill: one thread), and the copy goes
- * back. */
+/* With one thread and no room for a copy elsewhere (RLIMIT_AS or
+ * RLIMIT_DATA at their limits): through a FREE page of the range, which is
+ * address space already, made shared anonymous memory (which RLIMIT_DATA
+ * does not count); then ordinary memory replaces the hugetlb page in
+ * place (one for one, in both limits) and the arenas are copied back. Page
+ * idx holds no data for a moment, which nobody can see: one thread,
+ * signals blocked. */
 static int move_through_free_page(uint32_t idx)
 {
     int32_t f = table_claim_free(&shim.table);
     if (f < 0)
         return -ENOMEM;
     uintptr_t fa = table_page_addr(&shim.table, (uint32_t)f), pa = table_page_addr(&shim.table, idx);
-    int e = (int)os_mremap((void *)pa, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
-                           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)fa);
-    if (os_failed(e)) {
-        table_put_free(&shim.table, (uint32_t)f);
-        return e;
-    }
-    intptr_t r = os_map_anon_at(pa, TABLE_PAGE_SIZE, shim.thp_usable && shim.opt.backend != BACKEND_HUGETLB);
+    intptr_t r = os_mmap((void *)fa, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (os_failed(r)) {
-        intptr_t back = os_mremap((void *)fa, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
-                                  MREMAP_MAYMOVE | MREMAP_FIXED, (void *)pa);
-        if (os_failed(back)) {
-            log_warn("fork: cannot put a huge page back where its arenas live (errno %d): "
-                     "aborting", (int)-back);
-            os_abort();
-        }
         table_put_free(&shim.table, (uint32_t)f);
         return (int)r;
     }
-    range_copy_live_from(idx, fa, pa);
+    range_copy_live_from(idx, pa, fa);
+    r = os_mmap((void *)pa, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (os_failed(r) && !os_is_mapped(pa, TABLE_PAGE_SIZE)) {
+        log_warn("fork: the kernel unmapped huge page %u and mapped nothing in its place "
+                 "(errno %d): aborting", idx, (int)-r);
+        os_abort();
+    }
+    if (!os_failed(r)) {
+        if (shim.thp_usable && shim.opt.backend != BACKEND_HUGETLB)
+            os_madvise((void *)pa, TABLE_PAGE_SIZE, MADV_HUGEPAGE);
+        range_copy_live_from(idx, fa, pa);
+        table_rebacked(&shim.table, idx, BACK_THP);
+        log_debug("fork: huge page %u moved through page %d (no room for a copy elsewhere)", idx, f);
+    }
     if (os_reserve(fa, TABLE_PAGE_SIZE) != 0) {
         os_munmap((void *)fa, TABLE_PAGE_SIZE);
         table_give_to_kernel(&shim.table, (uint32_t)f);
     } else {
         table_put_free(&shim.table, (uint32_t)f);
     }
-    table_rebacked(&shim.table, idx, BACK_THP);
-    log_debug("fork: huge page %u moved through page %d (no memory for a copy elsewhere)", idx, f);
-    return 0;
+    return os_failed(r) ? (int)r : 0;
 }
 
 /* Page idx's arenas into new ordinary memory at the same address. */

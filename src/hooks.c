@@ -49,7 +49,7 @@ static inline void *do_mmap(void *addr, size_t len, int prot, int flags, int fd,
         if (p)
             return p;
     } else if (replaces(flags) && range_overlaps(addr, len)) {
-        int e = range_prepare(addr, len, HOOK_SKIPS_GAPS);
+        int e = range_prepare_map(addr, len, prot, flags, fd);
         if (e) {
             errno = -e;
             return MAP_FAILED;
@@ -88,14 +88,13 @@ PYHUGE_HOOK void *mremap(void *old_addr, size_t old_len, size_t new_len, int fla
         new_addr = va_arg(ap, void *);
         va_end(ap);
     }
-    int e = 0;
-    if (range_overlaps(old_addr, old_len))
-        e = range_prepare(old_addr, old_len, HOOK_SKIPS_GAPS);
-    if (!e && (flags & MREMAP_FIXED) && range_overlaps(new_addr, new_len))
-        e = range_prepare(new_addr, new_len, HOOK_SKIPS_GAPS);
-    if (e) {
-        errno = -e;
-        return MAP_FAILED;
+    if (range_overlaps(old_addr, old_len) ||
+        ((flags & MREMAP_FIXED) && range_overlaps(new_addr, new_len))) {
+        int e = range_prepare_remap(old_addr, old_len, new_len, flags, new_addr);
+        if (e) {
+            errno = -e;
+            return MAP_FAILED;
+        }
     }
     return os_next_mremap(old_addr, old_len, new_len, flags, new_addr);
 }
@@ -111,16 +110,28 @@ PYHUGE_HOOK void *mremap(void *old_addr, size_t old_len, size_t new_len, int fla
  * pass it on unprepared). */
 #define PROBE_NO_EFFECT 1
 
+/* PROT_GROWSDOWN/GROWSUP ask about the mapping at addr: both at once, or
+ * either on a mapping of the shim's (none grows), the kernel refuses. */
+static int probe_prot(void *addr, int prot, int pkey)
+{
+    int grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+    if (grows == (PROT_GROWSDOWN | PROT_GROWSUP))
+        return -EINVAL;
+    if (grows)
+        return range_overlaps(addr, 1) ? -EINVAL : 0;
+    return os_probe_prot(prot, pkey);
+}
+
 static int probe_mprotect(void *addr, size_t len, int prot)
 {
-    (void)addr, (void)len;
-    return os_probe_prot(prot, -1);
+    (void)len;
+    return probe_prot(addr, prot, -1);
 }
 
 static int probe_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 {
-    (void)addr, (void)len;
-    return os_probe_prot(prot, pkey);
+    (void)len;
+    return probe_prot(addr, prot, pkey);
 }
 
 static int probe_madvise(void *addr, size_t len, int advice)

@@ -63,8 +63,6 @@ int os_mlock2(const void *addr, size_t len, unsigned int flags)
 int os_probe_prot(int prot, int pkey)
 {
     static uintptr_t scratch;
-    if (prot & (PROT_GROWSDOWN | PROT_GROWSUP))
-        return 0; /* a question about the mapping at the caller's address, not ours */
     uintptr_t s = __atomic_load_n(&scratch, __ATOMIC_ACQUIRE);
     if (!s) {
         intptr_t r = os_reserve_new(OS_PAGE_SIZE, OS_PAGE_SIZE);
@@ -128,6 +126,20 @@ intptr_t os_map_anon(size_t len, size_t align, bool thp)
         os_madvise((void *)r, len, MADV_HUGEPAGE);
     return r;
 }
+
+bool os_page_exists_at(uintptr_t addr)
+{
+    intptr_t r = os_mmap((void *)addr, OS_PAGE_SIZE, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (r == -EEXIST)
+        return true;
+    if (os_failed(r))
+        return false;
+    os_munmap((void *)r, OS_PAGE_SIZE);
+    return (uintptr_t)r == addr;
+}
+
+int os_fd_flags(int fd) { return (int)SYS3(SYS_fcntl, fd, F_GETFL, 0); }
 
 bool os_is_mapped(uintptr_t addr, size_t len)
 {

@@ -41,7 +41,8 @@ int os_mlock2(const void *addr, size_t len, unsigned int flags);
 /* Asks the kernel whether it takes `prot` (and `pkey`, unless -1) for a
  * page of anonymous memory, on a page of address space kept for the
  * purpose: 0, or the -errno mprotect/pkey_mprotect would fail with for any
- * such page. 0 too when the kernel cannot be asked. */
+ * such page. 0 too when the kernel cannot be asked. Not for
+ * PROT_GROWSDOWN/GROWSUP, which ask about the mapping at an address. */
 int os_probe_prot(int prot, int pkey);
 
 /* Address space only: PROT_NONE, MAP_NORESERVE, left out of core dumps
@@ -58,6 +59,14 @@ intptr_t os_reserve_new(size_t len, size_t align);
 intptr_t os_map_anon(size_t len, size_t align, bool thp);
 /* The same at addr, where nothing may be mapped (MAP_FIXED_NOREPLACE). */
 intptr_t os_map_anon_at(uintptr_t addr, size_t len, bool thp);
+
+/* True when the 4 KiB page at addr lies inside the address space the
+ * kernel gives this process (asked with a mapping there that is undone at
+ * once, or refused because something is mapped there already). */
+bool os_page_exists_at(uintptr_t addr);
+
+/* The file status flags of fd (fcntl F_GETFL), or -errno. */
+int os_fd_flags(int fd);
 
 /* True when every page of [addr, addr+len) is mapped (mincore). */
 bool os_is_mapped(uintptr_t addr, size_t len);

@@ -1,6 +1,7 @@
 #include "range.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -190,31 +191,111 @@ int range_give_to_kernel(uint32_t idx)
     return 0;
 }
 
-/* ---- munmap ----------------------------------------------------------------- */
+/* ---- walking a range ------------------------------------------------------ */
 
-/* munmap of [lo, hi) inside page idx, for anything but one exact slot. */
-static int unmap_in_page(uint32_t idx, uintptr_t lo, uintptr_t hi)
+/* Calls fn on each piece of [a, end): the part of one page of the range
+ * (inside, with its index), or a stretch outside the range. Stops at the
+ * first nonzero return, and returns it. */
+typedef int (*piece_fn)(bool inside, uint32_t idx, uintptr_t lo, uintptr_t hi, void *ctx);
+
+static int each_piece(uintptr_t a, uintptr_t end, piece_fn fn, void *ctx)
 {
-    struct table *t = &shim.table;
-    struct page *p = &t->pages[idx];
-    if (idx >= t->used || p->state == PAGE_FREE)
-        return 0; /* unmapped memory, as far as the caller can know */
-    if (p->state == PAGE_KERNEL)
-        return os_next_munmap((void *)lo, hi - lo) ? -errno : 0;
+    for (uintptr_t p = a; p < end;) {
+        bool inside;
+        uintptr_t q = table_piece(&shim.table, p, end, &inside);
+        while (inside && p < q) {
+            uint32_t idx;
+            table_lookup(&shim.table, p, &idx);
+            uintptr_t page_end = (p & ~(TABLE_PAGE_SIZE - 1)) + TABLE_PAGE_SIZE;
+            uintptr_t seg = q < page_end ? q : page_end;
+            int r = fn(true, idx, p, seg, ctx);
+            if (r)
+                return r;
+            p = seg;
+        }
+        if (!inside) {
+            int r = fn(false, 0, p, q, ctx);
+            if (r)
+                return r;
+        }
+        p = q;
+    }
+    return 0;
+}
 
-    uintptr_t pa = table_page_addr(t, idx);
+/* True when [lo, hi) inside page idx holds part of an arena but not all
+ * of it. */
+static bool splits_an_arena(uint32_t idx, uintptr_t lo, uintptr_t hi)
+{
+    const struct page *p = &shim.table.pages[idx];
+    if (idx >= shim.table.used || !page_serves(p))
+        return false;
+    uintptr_t pa = table_page_addr(&shim.table, idx);
     size_t slot = (size_t)1 << p->shift;
     unsigned first = (unsigned)((lo - pa) >> p->shift), last = (unsigned)((hi - 1 - pa) >> p->shift);
     for (unsigned i = first; i <= last; i++) {
         uintptr_t s_lo = pa + i * slot, s_hi = s_lo + slot;
-        if ((p->live & (1u << i)) && (lo > s_lo || hi < s_hi)) {
-            /* Part of an arena: only plain pages can lose part of it. */
-            int e = range_give_to_kernel(idx);
-            if (e)
-                return e;
-            return os_next_munmap((void *)lo, hi - lo) ? -errno : 0;
-        }
+        if ((p->live & (1u << i)) && (lo > s_lo || hi < s_hi))
+            return true;
     }
+    return false;
+}
+
+/* True when [lo, hi) inside page idx holds memory a plain-pages caller
+ * never mapped: a FREE page, or a free slot of a serving page. */
+static bool has_gap(uint32_t idx, uintptr_t lo, uintptr_t hi)
+{
+    const struct page *p = &shim.table.pages[idx];
+    if (idx >= shim.table.used || p->state == PAGE_FREE)
+        return true;
+    if (!page_serves(p))
+        return false;
+    uintptr_t pa = table_page_addr(&shim.table, idx);
+    unsigned first = (unsigned)((lo - pa) >> p->shift), last = (unsigned)((hi - 1 - pa) >> p->shift);
+    for (unsigned i = first; i <= last; i++)
+        if (!(p->live & (1u << i)))
+            return true;
+    return false;
+}
+
+/* Whether the kernel takes a range that ends at end at all: past the top
+ * of the address space it refuses every call (EINVAL, or ENOMEM for mmap)
+ * before acting. Anything up to this thread's stack is below the top; past
+ * it, the kernel is asked. */
+static bool ends_in_address_space(uintptr_t end)
+{
+    uint32_t idx;
+    if (end <= (uintptr_t)__builtin_frame_address(0) || table_lookup(&shim.table, end - 1, &idx))
+        return true;
+    return os_page_exists_at(end - OS_PAGE_SIZE);
+}
+
+/* ---- munmap ----------------------------------------------------------------- */
+
+/* The first pass: pages where part of an arena goes become plain memory
+ * (the only step that can fail, for want of memory), before anything is
+ * unmapped. */
+static int unmap_prepare_piece(bool inside, uint32_t idx, uintptr_t lo, uintptr_t hi, void *ctx)
+{
+    (void)ctx;
+    return inside && splits_an_arena(idx, lo, hi) ? range_give_to_kernel(idx) : 0;
+}
+
+/* The second: pieces outside the range and pages of the kernel's go to
+ * the kernel; whole arenas in our pages are freed; free memory of ours is
+ * unmapped already, as far as the caller can know. */
+static int unmap_piece(bool inside, uint32_t idx, uintptr_t lo, uintptr_t hi, void *ctx)
+{
+    (void)ctx;
+    struct table *t = &shim.table;
+    struct page *p = &t->pages[idx];
+    if (!inside || (idx < t->used && p->state == PAGE_KERNEL))
+        return os_next_munmap((void *)lo, hi - lo) ? -errno : 0;
+    if (idx >= t->used || p->state == PAGE_FREE)
+        return 0;
+    uintptr_t pa = table_page_addr(t, idx);
+    size_t slot = (size_t)1 << p->shift;
+    unsigned first = (unsigned)((lo - pa) >> p->shift), last = (unsigned)((hi - 1 - pa) >> p->shift);
     for (unsigned i = first; i <= last && page_serves(p); i++) {
         uint32_t same;
         if ((p->live & (1u << i)) &&
@@ -224,41 +305,12 @@ static int unmap_in_page(uint32_t idx, uintptr_t lo, uintptr_t hi)
     return 0;
 }
 
-/* The pieces of [a, end) inside the range go to the side table, the others
- * to the kernel. The kernel first judges the last piece when it lies
- * outside: whether a length is too large depends only on where the range
- * ends, so a length the kernel refuses (past the top of the address space)
- * is refused before anything of ours changes. */
 static int unmap_locked(uintptr_t a, uintptr_t end)
 {
-    uintptr_t tail = end;
-    for (uintptr_t p = a; p < end;) {
-        bool inside;
-        uintptr_t q = table_piece(&shim.table, p, end, &inside);
-        if (q == end && !inside)
-            tail = p;
-        p = q;
-    }
-    if (tail < end && os_next_munmap((void *)tail, end - tail) != 0)
-        return -errno;
-    for (uintptr_t p = a; p < tail;) {
-        bool inside;
-        uintptr_t q = table_piece(&shim.table, p, tail, &inside);
-        if (!inside && os_next_munmap((void *)p, q - p) != 0)
-            return -errno;
-        while (inside && p < q) {
-            uint32_t idx;
-            table_lookup(&shim.table, p, &idx);
-            uintptr_t page_end = (p & ~(TABLE_PAGE_SIZE - 1)) + TABLE_PAGE_SIZE;
-            uintptr_t seg = q < page_end ? q : page_end;
-            int e = unmap_in_page(idx, p, seg);
-            if (e)
-                return e;
-            p = seg;
-        }
-        p = q;
-    }
-    return 0;
+    if (!ends_in_address_space(end))
+        return -EINVAL; /* the kernel's answer, asked: nothing changes */
+    int e = each_piece(a, end, unmap_prepare_piece, NULL);
+    return e ? e : each_piece(a, end, unmap_piece, NULL);
 }
 
 int range_munmap(void *addr, size_t len)
@@ -296,51 +348,110 @@ int range_munmap(void *addr, size_t len)
 
 /* ---- calls that change a range in place ------------------------------------- */
 
-/* True when [lo, hi) inside page idx holds memory a plain-pages caller
- * never mapped: a FREE page, or a free slot of a serving page. */
-static bool has_gap(uint32_t idx, uintptr_t lo, uintptr_t hi)
+struct prepare {
+    enum hook_gaps gaps;
+    bool stopped;
+};
+
+static int prepare_piece(bool inside, uint32_t idx, uintptr_t lo, uintptr_t hi, void *ctx)
 {
-    const struct page *p = &shim.table.pages[idx];
-    if (idx >= shim.table.used || p->state == PAGE_FREE)
-        return true;
-    if (!page_serves(p))
-        return false;
-    uintptr_t pa = table_page_addr(&shim.table, idx);
-    unsigned first = (unsigned)((lo - pa) >> p->shift), last = (unsigned)((hi - 1 - pa) >> p->shift);
-    for (unsigned i = first; i <= last; i++)
-        if (!(p->live & (1u << i)))
-            return true;
-    return false;
+    struct prepare *pr = ctx;
+    if (!inside)
+        return 0;
+    bool gap = has_gap(idx, lo, hi);
+    int e = range_give_to_kernel(idx);
+    if (e)
+        return e;
+    /* The kernel stops at that hole: the rest stays as it is. */
+    pr->stopped = gap && pr->gaps == HOOK_STOPS_AT_GAP;
+    return pr->stopped;
+}
+
+/* Under the lock: gives the pages [a, end) touches to the kernel. */
+static int prepare_locked(uintptr_t a, uintptr_t end, enum hook_gaps gaps)
+{
+    struct prepare pr = {.gaps = gaps};
+    int e = each_piece(a, end, prepare_piece, &pr);
+    return pr.stopped ? 0 : e;
 }
 
 int range_prepare(void *addr, size_t len, enum hook_gaps gaps)
 {
     uintptr_t a = (uintptr_t)addr;
     size_t plen = round_len(a, len);
-    if ((a & (OS_PAGE_SIZE - 1)) || plen == 0)
+    if ((a & (OS_PAGE_SIZE - 1)) || plen == 0 || !ends_in_address_space(a + plen))
         return 0; /* let the kernel give its own answer */
     if (in_shim)
         return -EAGAIN;
-    int e = 0;
     shim_lock();
-    uintptr_t end = a + plen;
-    for (uintptr_t p = a; p < end && !e;) {
-        bool inside;
-        uintptr_t q = table_piece(&shim.table, p, end, &inside);
-        while (inside && p < q && !e) {
-            uint32_t idx;
-            table_lookup(&shim.table, p, &idx);
-            uintptr_t page_end = (p & ~(TABLE_PAGE_SIZE - 1)) + TABLE_PAGE_SIZE;
-            uintptr_t seg = q < page_end ? q : page_end;
-            bool gap = has_gap(idx, p, seg);
-            e = range_give_to_kernel(idx);
-            if (gap && gaps == HOOK_STOPS_AT_GAP)
-                goto done; /* the kernel stops at that hole: the rest stays as it is */
-            p = seg;
-        }
-        p = q;
+    int e = prepare_locked(a, a + plen, gaps);
+    report_sync();
+    shim_unlock();
+    return e;
+}
+
+int range_prepare_map(void *addr, size_t len, int prot, int flags, int fd)
+{
+    /* The kernel's checks before it replaces anything (mm/mmap.c): a known
+     * mapping type, and a file open for what the mapping asks. */
+    int type = flags & MAP_TYPE;
+    if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE && type != 0x08)
+        return -EINVAL; /* 0x08: MAP_DROPPABLE, kernel 6.11+ */
+    if (!(flags & MAP_ANONYMOUS)) {
+        int fl = os_fd_flags(fd);
+        if (fl < 0)
+            return -EBADF;
+        if ((fl & O_ACCMODE) == O_WRONLY ||
+            (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR))
+            return -EACCES;
     }
-done:
+    return range_prepare(addr, len, HOOK_SKIPS_GAPS);
+}
+
+/* The old range of an mremap that starts in page idx: an arena of ours (the
+ * page goes to the kernel, which then moves or resizes it), the kernel's
+ * (nothing to do), or memory that is no mapping at all in the plain world
+ * (unmapped, or running off the end of its arena: EFAULT). */
+static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen)
+{
+    const struct page *p = &shim.table.pages[idx];
+    if (idx >= shim.table.used || p->state == PAGE_FREE)
+        return -EFAULT;
+    if (p->state == PAGE_KERNEL)
+        return 0;
+    uintptr_t slot_lo = a & ~(((uintptr_t)1 << p->shift) - 1);
+    unsigned slot = (unsigned)((slot_lo - table_page_addr(&shim.table, idx)) >> p->shift);
+    if (!(p->live & (1u << slot)) || olen > slot_lo + ((size_t)1 << p->shift) - a)
+        return -EFAULT;
+    return range_give_to_kernel(idx);
+}
+
+int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr)
+{
+    uintptr_t a = (uintptr_t)old_addr, n = (uintptr_t)new_addr;
+    /* The kernel's checks before it acts (mm/mremap.c). */
+    if ((flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) ||
+        ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)) ||
+        ((flags & MREMAP_DONTUNMAP) && (!(flags & MREMAP_MAYMOVE) || old_len != new_len)) ||
+        (a & (OS_PAGE_SIZE - 1)))
+        return -EINVAL;
+    size_t olen = round_len(a, old_len), nlen = round_len(0, new_len);
+    if (nlen == 0 || (old_len && (olen == 0 || !ends_in_address_space(a + olen))))
+        return -EINVAL;
+    bool fixed = flags & MREMAP_FIXED;
+    if (fixed && ((n & (OS_PAGE_SIZE - 1)) || n + nlen < n || !ends_in_address_space(n + nlen) ||
+                  (a + olen > n && n + nlen > a)))
+        return -EINVAL;
+    if (in_shim)
+        return -EAGAIN;
+    shim_lock();
+    uint32_t idx;
+    int e = 0;
+    /* old_len 0 duplicates a shared mapping: never an arena of ours. */
+    if (olen && table_lookup(&shim.table, a, &idx))
+        e = prepare_old_range(idx, a, olen);
+    if (!e && fixed && range_overlaps(new_addr, nlen))
+        e = prepare_locked(n, n + nlen, HOOK_SKIPS_GAPS);
     report_sync();
     shim_unlock();
     return e;

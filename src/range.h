@@ -37,6 +37,18 @@ int range_munmap(void *addr, size_t len);
  * fail the call with. Arguments the kernel would refuse are left to it. */
 int range_prepare(void *addr, size_t len, enum hook_gaps gaps);
 
+/* Before mmap(MAP_FIXED) over the range: the kernel's own refusals of the
+ * arguments (mapping type, a file not open for what is asked) first, so
+ * that a call it refuses changes nothing; then range_prepare. */
+int range_prepare_map(void *addr, size_t len, int prot, int flags, int fd);
+
+/* Before an mremap whose old range or (MREMAP_FIXED) new range meets ours:
+ * the kernel's refusals of the arguments first; an old range that is no
+ * single mapping in the plain world (unmapped memory of ours, or more than
+ * one arena) is EFAULT without anything changed; then the pages are given
+ * to the kernel. 0 or a negative errno. */
+int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
+
 /* ---- for the shim, under its lock ----------------------------------------- */
 
 /* Maps the side table; false when it cannot be had. */

@@ -106,9 +106,12 @@ bool table_overlaps(const struct table *t, uintptr_t lo, uintptr_t end)
     return false;
 }
 
+/* Newest extent first: a new extent can only be reserved where the kernel
+ * had nothing mapped, which inside an older extent means pages given to
+ * the kernel whole (holes); those addresses are the new extent's now. */
 bool table_lookup(const struct table *t, uintptr_t addr, uint32_t *idx)
 {
-    for (uint32_t k = 0; k < t->nextents; k++) {
+    for (uint32_t k = t->nextents; k-- > 0;) {
         const struct table_extent *e = &t->ext[k];
         if (addr >= e->lo && addr < e->hi) {
             *idx = e->first + (uint32_t)((addr - e->lo) >> TABLE_PAGE_SHIFT);
@@ -122,11 +125,11 @@ uintptr_t table_piece(const struct table *t, uintptr_t addr, uintptr_t end, bool
 {
     uintptr_t stop = end;
     *inside = false;
-    for (uint32_t k = 0; k < t->nextents; k++) {
+    for (uint32_t k = t->nextents; k-- > 0;) {
         const struct table_extent *e = &t->ext[k];
         if (addr >= e->lo && addr < e->hi) {
             *inside = true;
-            return e->hi < end ? e->hi : end;
+            return e->hi < end ? e->hi : end; /* pages inside: look each up */
         }
         if (e->lo > addr && e->lo < stop)
             stop = e->lo;

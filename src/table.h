@@ -101,7 +101,9 @@ bool table_add_extent(struct table *t, uintptr_t lo, uint32_t n);
  * table_add_extent on another thread. */
 bool table_overlaps(const struct table *t, uintptr_t lo, uintptr_t end);
 
-/* The page holding addr: true and *idx, or false when addr is in no extent. */
+/* The page holding addr: true and *idx, or false when addr is in no extent.
+ * Where extents overlap (a new one reserved in holes of an old one's pages
+ * given to the kernel), the newest holds the address. */
 bool table_lookup(const struct table *t, uintptr_t addr, uint32_t *idx);
 
 /* Splits [addr, end) at the first extent boundary: returns the end of the

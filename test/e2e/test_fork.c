@@ -180,6 +180,18 @@ Test(fork_limits, one_thread_at_its_address_space_limit)
     cr_expect_gt(field(r.err, "pyhuge [", 0, "forked"), 0, "pages were moved:\n%s", r.err);
 }
 
+/* The same at RLIMIT_DATA: moving a page needs no room in it either. */
+Test(fork_limits, one_thread_at_its_data_limit)
+{
+    char *argv[] = {PYTHON, LIMITS_FORK_PY, "data1", "5", NULL};
+    char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
+    run(&r, env, argv);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_expect_eq(count_children(r.out, "exit=0"), 5, "every child right:\n%s\n%s", r.out, r.err);
+    cr_expect_eq(count_lines(r.out, "parent ok"), 1);
+    cr_expect_gt(field(r.err, "pyhuge [", 0, "forked"), 0, "pages were moved:\n%s", r.err);
+}
+
 /* A prefork server (prefork.py): the workers share the master's heap as
  * they do without the shim, instead of each holding a copy of it, and the
  * arenas they make on their own are on huge pages. */

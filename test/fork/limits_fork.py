@@ -8,6 +8,8 @@ never the parent's later writes, and the parent must never see a child's.
                                      copy of the heap cannot be had at fork)
   limits_fork.py as1 CHILDREN        RLIMIT_AS 1 MiB above what is mapped, one
                                      thread
+  limits_fork.py data1 CHILDREN      RLIMIT_DATA 1 MiB above what is counted,
+                                     one thread
 
 Prints 'heap chunks=N', one 'child K exit=E' or 'child K signal=S' line per
 child (exit 0: its heap was right; 3: it was not), then 'parent changed=N'
@@ -22,10 +24,10 @@ def build_heap(mib):
     return [[[i, "s%d" % i] for i in range(10000)] for _ in range(mib * 1024 * 1024 // 1000000)]
 
 
-def vm_size_bytes():
+def status_bytes(key):
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmSize:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -49,10 +51,12 @@ def main():
     elif mode == "as":
         t = threading.Thread(target=stop.wait)
         t.start()
-        limit = vm_size_bytes() + (24 << 20)
+        limit = status_bytes("VmSize") + (24 << 20)
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
     elif mode == "as1":
-        resource.setrlimit(resource.RLIMIT_AS, (vm_size_bytes() + (1 << 20), resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_AS, (status_bytes("VmSize") + (1 << 20), resource.RLIM_INFINITY))
+    elif mode == "data1":
+        resource.setrlimit(resource.RLIMIT_DATA, (status_bytes("VmData") + (1 << 20), resource.RLIM_INFINITY))
     pids = []
     for k in range(n):
         pid = os.fork()

@@ -25,6 +25,13 @@
  *                     address space is left out of core dumps
  *   core DIR          dumps core in DIR (RLIMIT_CORE raised) by abort()
  *   fork              forks a child that exits at once; does not wait for it
+ *   refused I         calls on arena I that the kernel refuses (bad fd, mapping
+ *                     type, file mode, mremap flags and lengths, protection,
+ *                     advice), each with its result and errno
+ *   span-madvise      madvise(MADV_NORMAL) from the lowest arena's 2 MiB page
+ *                     to the end of the highest's (freed ones too), every
+ *                     page between included
+ *   free-all          munmap of every live arena, counting failures
  *   forkstorm N       N rounds of a 2 MiB arena, fork, wait, free, while a
  *                     timer's signal handler forks too (it may land inside
  *                     fork, or inside the shim)
@@ -51,6 +58,7 @@
 
 static struct {
     unsigned char *p;
+    unsigned char *at; /* where it was, kept after it is freed */
     size_t size;
 } arenas[MAX_ARENAS];
 static int narenas;
@@ -171,6 +179,37 @@ static void files(int n, unsigned char *hint)
     printf("files n=%d in_file=%d landed=%d\n", n, good, landed);
 }
 
+/* Calls the kernel refuses outright, on arena i: each result and errno. */
+static void refused(unsigned char *a)
+{
+    int wronly = open("/dev/null", O_WRONLY);
+    void *p;
+    errno = 0;
+    p = mmap(a, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, 12345, 0);
+    printf("refused mmap-bad-fd failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mmap(a, 4096, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    printf("refused mmap-no-type failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mmap(a, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, wronly, 0);
+    printf("refused mmap-write-only-fd failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mremap(a, 4096, 4096, MREMAP_FIXED, a + ((size_t)64 << 20));
+    printf("refused mremap-fixed-not-maymove failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mremap(a, 4096, 0, MREMAP_MAYMOVE);
+    printf("refused mremap-to-zero failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mremap(a, 4096, 8192, 0x80);
+    printf("refused mremap-bogus-flag failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mremap(a, (size_t)1 << 40, 4096, 0);
+    printf("refused mremap-huge-old-length failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mremap(a, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)((uintptr_t)1 << 62));
+    printf("refused mremap-past-the-top failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    int rc = mprotect(a, 4096, 0x7fff0000);
+    printf("refused mprotect-bogus-prot rc=%d errno=%d\n", rc, rc ? errno : 0);
+    rc = madvise(a, 4096, 9999);
+    printf("refused madvise-bogus-advice rc=%d errno=%d\n", rc, rc ? errno : 0);
+    rc = madvise(a, (size_t)1 << 62, MADV_NORMAL);
+    printf("refused madvise-past-the-top rc=%d errno=%d\n", rc, rc ? errno : 0);
+    close(wronly);
+}
+
 static void on_alarm_fork(int sig)
 {
     (void)sig;
@@ -243,7 +282,7 @@ int main(int argc, char **argv)
             int i = narenas++;
             int zero = all_bytes(p, size, 0);
             memset(p, pattern(i), size);
-            arenas[i].p = p;
+            arenas[i].p = arenas[i].at = p;
             arenas[i].size = size;
             printf("arena=%d addr=%p huge=%d zero=%d errno_kept=%d\n", i, (void *)p, is_huge(p),
                    zero, saved == 4242);
@@ -348,6 +387,29 @@ int main(int argc, char **argv)
             if (pid == 0)
                 _exit(0);
             printf("forked pid=%d\n", (int)pid);
+        } else if (!strcmp(cmd, "refused")) {
+            refused(arenas[arena_arg(argv[++k])].p);
+        } else if (!strcmp(cmd, "span-madvise")) {
+            uintptr_t lo = UINTPTR_MAX, hi = 0;
+            for (int i = 0; i < narenas; i++) {
+                uintptr_t a = (uintptr_t)arenas[i].at;
+                lo = a < lo ? a : lo;
+                hi = a + arenas[i].size > hi ? a + arenas[i].size : hi;
+            }
+            lo &= ~(uintptr_t)0x1fffff;
+            hi = (hi + 0x1fffff) & ~(uintptr_t)0x1fffff;
+            int rc = madvise((void *)lo, hi - lo, MADV_NORMAL);
+            printf("span-madvise rc=%d errno=%d\n", rc, rc ? errno : 0);
+        } else if (!strcmp(cmd, "free-all")) {
+            int failed = 0, freed = 0;
+            for (int i = 0; i < narenas; i++) {
+                if (!arenas[i].p)
+                    continue;
+                failed += munmap(arenas[i].p, arenas[i].size) != 0;
+                arenas[i].p = NULL;
+                freed++;
+            }
+            printf("free-all freed=%d failed=%d\n", freed, failed);
         } else if (!strcmp(cmd, "forkstorm")) {
             forkstorm(atoi(argv[++k]));
         } else if (!strcmp(cmd, "pool")) {

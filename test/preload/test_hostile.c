@@ -23,9 +23,9 @@
 
 static struct run r;
 
-static void pool_8(void) { pool_require(8); }
+static void pool_40(void) { pool_require(40); }
 
-TestSuite(hostile, .init = pool_8, .fini = pool_restore, .timeout = 60);
+TestSuite(hostile, .init = pool_40, .fini = pool_restore, .timeout = 60);
 
 /* A length the kernel refuses (the range would run past the top of the
  * address space) changes nothing: stock says EINVAL and unmaps nothing. */
@@ -72,6 +72,68 @@ Test(hostile, file_mappings_in_the_holes_of_misuse_get_their_writes)
     cr_expect_eq(field(r.out, "files", 0, "in_file"), 50, "%s", r.out);
     cr_expect_eq(field(r.out, "files", 1, "in_file"), 100, "%s", r.out);
     cr_expect_eq(field(r.out, "check=", 0, "ok"), 1, "the neighbour arena is intact");
+}
+
+/* Calls the kernel refuses outright (a bad fd, no mapping type, a file not
+ * open for reading, mremap's flag rules, lengths past the top of the
+ * address space, a bogus protection or advice) get the kernel's answer and
+ * leave the arena on its huge page. */
+Test(hostile, calls_the_kernel_refuses_change_nothing)
+{
+    static struct run plain;
+    char *argv[] = {ARENAS_BIN, "alloc", MiB, "refused", "0", NULL};
+    char *plain_env[] = {NULL};
+    run(&plain, plain_env, argv);
+    cr_assert_eq(plain.status, 0, "%s", plain.err);
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "refused", "0", "smaps", "0", "stats");
+    int calls = count_lines(plain.out, "refused");
+    cr_assert_geq(calls, 10, "%s", plain.out);
+    for (int i = 0; i < calls; i++) {
+        const char *a = strstr(plain.out, "refused"), *b = strstr(r.out, "refused");
+        for (int k = 0; k < i && a && b; k++) {
+            a = strstr(a + 1, "refused");
+            b = strstr(b + 1, "refused");
+        }
+        cr_assert(a && b);
+        size_t n = strcspn(a, "\n");
+        cr_expect(strncmp(a, b, n) == 0, "plain: %.*s\nshim:  %.*s", (int)n, a,
+                  (int)strcspn(b, "\n"), b);
+    }
+    cr_expect_eq(field(r.out, "smaps", 0, "page_kb"), 2048, "still a huge page:\n%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "demoted"), 0);
+}
+
+/* madvise over pages the shim had freed gives them to the kernel (holes);
+ * the range grows again, and the kernel may place the new address space
+ * in those holes: every arena there is still freed with its own munmap,
+ * and every page goes back to the pool. */
+Test(hostile, address_space_reserved_in_old_holes_is_the_new_pages)
+{
+    static char *argv[128 + 8];
+    int n = 0;
+    argv[n++] = ARENAS_BIN;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 30; i++) {
+            argv[n++] = "alloc";
+            argv[n++] = MiB;
+        }
+        argv[n++] = "free-all";
+        if (!round)
+            argv[n++] = "span-madvise";
+    }
+    argv[n++] = "stats";
+    argv[n] = NULL;
+    char *env[] = {PRELOAD, "PYHUGE_CACHE_PAGES=0", NULL};
+    struct pool before = pool_now();
+    run(&r, env, argv);
+    cr_assert_eq(r.status, 0, "%s\n%s", r.out, r.err);
+    cr_expect_eq(field(r.out, "free-all", 0, "failed"), 0);
+    cr_expect_eq(field(r.out, "free-all", 1, "failed"), 0, "every munmap of the second round:\n%s",
+                 r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "live"), 0, "no arena left behind");
+    cr_expect_eq(field(r.out, "stats", 0, "pages"), 0);
+    pool_expect_back(&before, "every page back in the pool");
 }
 
 /* A signal handler forks while the main thread forks and uses arenas (a

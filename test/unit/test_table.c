@@ -285,3 +285,25 @@ Test(extents, split_a_range_at_extent_boundaries)
     cr_expect_eq(table_piece(&t, FAR, FAR + MiB, &inside), FAR + MiB);
     cr_expect(inside);
 }
+
+/* The kernel may place a new extent in the holes of pages an older extent
+ * gave it: those addresses belong to the new extent's pages from then on. */
+Test(extents, a_new_extent_in_old_holes_holds_its_addresses)
+{
+    struct page many[40];
+    memset(many, 0, sizeof many);
+    table_init(&t, many, 40, 0);
+    table_add_extent(&t, BASE, 16);
+    for (uint32_t i = 4; i < 8; i++)
+        table_give_to_kernel(&t, i);
+    cr_assert(table_add_extent(&t, BASE + 8 * MiB, 4));
+    uint32_t idx;
+    cr_expect(table_lookup(&t, BASE + 9 * MiB, &idx));
+    cr_expect_eq(idx, 16, "the new extent's first page, not old page 4");
+    cr_expect(table_lookup(&t, BASE + 17 * MiB, &idx));
+    cr_expect_eq(idx, 8, "the old extent past the new one");
+    bool inside;
+    uintptr_t q = table_piece(&t, BASE + 8 * MiB, BASE + 32 * MiB, &inside);
+    cr_expect(inside);
+    cr_expect_eq(q, BASE + 16 * MiB);
+}
