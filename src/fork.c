@@ -16,12 +16,17 @@
  *    pages made since the last fork are moved again.
  *  - A process with other threads cannot move its pages (a thread writing
  *    without the GIL, os.read into a bytes object, would write into the
- *    old copy and be lost). It copies them into a snapshot just before the
- *    fork instead; the child moves the snapshot over its inherited pages
- *    before fork() returns in it, and the parent unmaps its side. The
- *    forking thread holds the GIL, so the snapshot is the heap as the child
- *    would have had it; writes without the GIL meanwhile only touch objects
- *    of threads the child does not have.
+ *    old copy and be lost). It keeps a shadow of each hugetlb page in
+ *    ordinary memory instead, brought up to date just before each fork
+ *    (only the 4 KiB pieces that changed are written), and the child moves
+ *    the shadows over its inherited pages before fork() returns in it. The
+ *    children of one parent thus share the shadows copy-on-write, with each
+ *    other and with the parent, as stock children share a heap: the price
+ *    is one copy of the hugetlb heap, not one per child. The forking thread
+ *    holds the GIL, so a shadow is the heap as the child would have had it;
+ *    writes without the GIL meanwhile only touch objects of threads the
+ *    child does not have. Shadows not used by a fork for SHADOW_KEEP_NS go
+ *    at the next new arena.
  *  - Where the memory for a move or a snapshot cannot be had (RLIMIT_AS,
  *    out of memory), the child stops at once with a message (SIGABRT): it
  *    cannot copy the pages itself, because until it has, a parent writing
@@ -38,6 +43,7 @@
 #include "fork.h"
 
 #include <errno.h>
+#include <string.h>
 #include <pthread.h>
 #include <sys/mman.h>
 
@@ -48,13 +54,16 @@
 #include "state.h"
 #include "tiers.h"
 
+#define SHADOW_KEEP_NS 10000000000ull
+
 /* Under the shim's lock, which the forking thread holds from prepare to the
  * parent and child handlers. */
 static struct {
     bool own;               /* the child must end up with no hugetlb page of the parent's */
-    uintptr_t snapshot;     /* the multi-threaded case: a copy per hugetlb page, in table order */
-    uint32_t snapshot_pages;
     int error;              /* why memory could not be had, for the child's message */
+    uintptr_t *shadow;      /* by page index: its shadow, or 0 (mapped at the first need) */
+    uint32_t shadows;       /* how many are mapped */
+    uint64_t shadowed_ns;   /* when a fork last used them */
 } plan;
 
 /* Per thread: a fork from a signal handler on another thread is another
@@ -139,23 +148,82 @@ static void move_all(void)
               (unsigned long)shim.st.pages_forked);
 }
 
-static void take_snapshot(void)
+static void drop_shadow(uint32_t i)
 {
-    uint32_t n = shim.table.held[BACK_HUGETLB];
-    bool thp = shim.thp_usable && shim.opt.backend != BACKEND_HUGETLB;
-    intptr_t r = os_map_anon((size_t)n << TABLE_PAGE_SHIFT, TABLE_PAGE_SIZE, thp);
-    if (os_failed(r)) {
-        plan.error = (int)-r;
-        log_warn("fork: no memory for a copy of %u huge pages of arenas (errno %d: RLIMIT_AS, "
-                 "or out of memory); the child will stop", n, plan.error);
+    if (!plan.shadow || !plan.shadow[i])
         return;
+    os_munmap((void *)plan.shadow[i], TABLE_PAGE_SIZE);
+    plan.shadow[i] = 0;
+    plan.shadows--;
+}
+
+static void drop_all_shadows(void)
+{
+    for (uint32_t i = 0; plan.shadows && i < shim.table.used; i++)
+        drop_shadow(i);
+}
+
+/* Brings the live slots of page idx's shadow up to date, writing only the
+ * 4 KiB pieces that differ, so that pages the children already share stay
+ * shared. */
+static void refresh_shadow(uint32_t idx)
+{
+    const struct page *p = &shim.table.pages[idx];
+    const char *pa = (const char *)table_page_addr(&shim.table, idx);
+    char *sh = (char *)plan.shadow[idx];
+    size_t slot = (size_t)1 << p->shift;
+    for (unsigned i = 0; i < page_slots(p); i++) {
+        if (!(p->live & (1u << i)))
+            continue;
+        for (size_t off = i * slot; off < (i + 1) * slot; off += OS_PAGE_SIZE)
+            if (memcmp(sh + off, pa + off, OS_PAGE_SIZE) != 0)
+                memcpy(sh + off, pa + off, OS_PAGE_SIZE);
     }
-    plan.snapshot = (uintptr_t)r;
-    plan.snapshot_pages = n;
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < shim.table.used && k < n; i++)
-        if (is_hugetlb(i))
-            range_copy_live(i, plan.snapshot + ((uintptr_t)k++ << TABLE_PAGE_SHIFT));
+}
+
+static void update_shadows(void)
+{
+    if (!plan.shadow) {
+        intptr_t r = os_mmap(NULL, (size_t)shim.table.max_pages * sizeof *plan.shadow,
+                             PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                             -1, 0);
+        if (os_failed(r)) {
+            plan.error = (int)-r;
+            return;
+        }
+        plan.shadow = (uintptr_t *)r;
+    }
+    uint32_t made = 0, kept = 0;
+    for (uint32_t i = 0; i < shim.table.used; i++) {
+        if (!is_hugetlb(i)) {
+            drop_shadow(i);
+            continue;
+        }
+        if (plan.shadow[i]) {
+            refresh_shadow(i);
+            kept++;
+            continue;
+        }
+        intptr_t r = tier_new_ordinary();
+        if (os_failed(r)) {
+            plan.error = (int)-r;
+            log_warn("fork: no memory for a copy of the arenas on huge page %u (errno %d: "
+                     "RLIMIT_AS, or out of memory); the child will stop", i, plan.error);
+            return;
+        }
+        plan.shadow[i] = (uintptr_t)r;
+        plan.shadows++;
+        range_copy_live(i, (uintptr_t)r);
+        made++;
+    }
+    plan.shadowed_ns = os_now_ns();
+    log_debug("fork: %u shadows of huge pages made, %u brought up to date", made, kept);
+}
+
+void fork_forget_stale_shadows(void)
+{
+    if (plan.shadows && os_now_ns() - plan.shadowed_ns > SHADOW_KEEP_NS)
+        drop_all_shadows();
 }
 
 static void fork_prepare(void)
@@ -168,8 +236,6 @@ static void fork_prepare(void)
         return;
     shim_lock();
     plan.own = shim.opt.fork == FORK_COPY && shim.table.pages;
-    plan.snapshot = 0;
-    plan.snapshot_pages = 0;
     plan.error = 0;
     if (!plan.own)
         return;
@@ -180,34 +246,34 @@ static void fork_prepare(void)
         return;
     /* The count is read from /proc; without a descriptor left it is unknown,
      * and the snapshot, which needs none, is the safe way. */
-    if (os_thread_count() == 1)
+    if (os_thread_count() == 1) {
         move_all();
-    else
-        take_snapshot();
+        drop_all_shadows(); /* the pages they mirrored are ordinary memory now */
+    } else {
+        update_shadows();
+    }
 }
 
 static void fork_parent(void)
 {
     if (holds_lock) {
-        if (plan.snapshot)
-            os_munmap((void *)plan.snapshot, (size_t)plan.snapshot_pages << TABLE_PAGE_SHIFT);
         report_sync();
         shim_unlock();
     }
     os_restore_signals(&saved_mask);
 }
 
-/* Moves the snapshot over the inherited pages. A page left shared (no
- * memory for a move or a snapshot) stops the child. */
+/* Moves the shadows over the inherited pages; the others, stale, go. A
+ * page left without one (no memory for it) stops the child. */
 static void make_pages_own(void)
 {
-    uint32_t k = 0;
     for (uint32_t i = 0; i < shim.table.used; i++) {
-        if (!is_hugetlb(i))
+        uintptr_t sh = plan.shadow ? plan.shadow[i] : 0;
+        if (!is_hugetlb(i)) {
+            drop_shadow(i);
             continue;
-        int e = k < plan.snapshot_pages
-                    ? range_move_over(i, plan.snapshot + ((uintptr_t)k++ << TABLE_PAGE_SHIFT))
-                    : -(plan.error ? plan.error : ENOMEM);
+        }
+        int e = sh ? range_move_over(i, sh) : -(plan.error ? plan.error : ENOMEM);
         if (e < 0) {
             log_warn("fork: this child cannot have memory of its own for its parent's arenas on "
                      "huge pages (errno %d: RLIMIT_AS, or out of memory); it stops here rather "
@@ -215,7 +281,13 @@ static void make_pages_own(void)
                      "instead)", -e);
             os_abort();
         }
+        if (sh) {
+            plan.shadow[i] = 0;
+            plan.shadows--;
+        }
         table_rebacked(&shim.table, i, BACK_THP);
+        struct page *p = &shim.table.pages[i];
+        p->dirty = (uint8_t)((1u << page_slots(p)) - 1); /* a shadow's free slots may hold old data */
     }
 }
 

@@ -8,4 +8,8 @@
 /* Registers the pthread_atfork handlers (from the constructor). */
 void fork_register(void);
 
+/* Unmaps the shadows of huge pages that no fork has used for a while
+ * (fork.c); under the shim's lock, on the path of new arenas. */
+void fork_forget_stale_shadows(void);
+
 #endif

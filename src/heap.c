@@ -9,11 +9,8 @@
 #include "os.h"
 #include "state.h"
 
-static int tuned; /* atomic, set once by the constructor */
-/* Under the shim's lock: bytes of arenas the shim holds, and their most
- * since the last trim. */
-static size_t live, peak;
-static uint64_t last_trim_ns;
+static int tuned;               /* atomic, set once by the constructor */
+static struct heap_watch watch; /* under the shim's lock */
 
 /* Set by the process's own choice: respected. */
 static const char *own_setting(void)
@@ -43,29 +40,35 @@ void heap_setup(void)
         return;
     }
     int ok = mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD) && mallopt(M_TOP_PAD, HEAP_TOP_PAD);
+    watch.last_trim_ns = os_now_ns();
     __atomic_store_n(&tuned, ok, __ATOMIC_RELEASE);
     log_info("glibc malloc: blocks up to %u MiB from its heap, which grows %u MiB at a time%s",
              HEAP_MMAP_THRESHOLD >> 20, HEAP_TOP_PAD >> 20, ok ? "" : " (refused)");
 }
 
-void heap_arena_served(size_t bytes)
+void heap_watch_served(struct heap_watch *w, size_t bytes)
 {
-    live += bytes;
-    if (live > peak)
-        peak = live;
+    w->live += bytes;
+    if (w->live > w->peak)
+        w->peak = w->live;
 }
+
+bool heap_watch_freed(struct heap_watch *w, size_t bytes, uint64_t now_ns)
+{
+    w->live = bytes < w->live ? w->live - bytes : 0;
+    if (w->live > w->peak / 2 || w->peak - w->live < HEAP_TRIM_BYTES ||
+        now_ns - w->last_trim_ns < HEAP_TRIM_INTERVAL_NS)
+        return false;
+    w->last_trim_ns = now_ns;
+    w->peak = w->live;
+    return true;
+}
+
+void heap_arena_served(size_t bytes) { heap_watch_served(&watch, bytes); }
 
 bool heap_arenas_freed(size_t bytes)
 {
-    live = bytes < live ? live - bytes : 0;
-    if (!__atomic_load_n(&tuned, __ATOMIC_ACQUIRE) || live > peak / 2 || peak - live < HEAP_TRIM_BYTES)
-        return false;
-    uint64_t now = os_now_ns();
-    if (last_trim_ns && now - last_trim_ns < HEAP_TRIM_INTERVAL_NS)
-        return false;
-    last_trim_ns = now;
-    peak = live;
-    return true;
+    return __atomic_load_n(&tuned, __ATOMIC_ACQUIRE) && heap_watch_freed(&watch, bytes, os_now_ns());
 }
 
 void heap_trim(void)

@@ -12,15 +12,17 @@
  *   M_TOP_PAD 2 MiB         the heap grows 2 MiB at a time
  *
  * The price is memory kept after a peak: glibc gives back only the top of
- * its heap. So when the arenas CPython holds fall to half of their peak
- * since the last time (and by at least HEAP_TRIM_BYTES), a sign that many
- * objects died, the shim asks glibc to return its free memory
- * (malloc_trim), outside its own lock and only on the path of CPython's
- * arena frees: never on an ordinary call. At most once every
- * HEAP_TRIM_INTERVAL_NS: a program that builds and frees the same
- * structures over and over would otherwise give the memory back and fault
- * it in again each time (measured: nine times the faults). A heap that
- * never falls is never trimmed.
+ * its heap (doc/bench-mallopt.md: about a tenth to a fifth of a peak). A
+ * long-running process gets it back: when the arenas the shim holds fall
+ * to half their peak since the last time (by HEAP_TRIM_BYTES at least), a
+ * sign that many objects died, the shim asks glibc to return its free
+ * memory (malloc_trim), outside its own lock and only on the path of
+ * CPython's arena frees, never on an ordinary call; at most once every
+ * HEAP_TRIM_INTERVAL_NS, the first time that long after start-up. A
+ * program that builds and frees the same structures over and over would
+ * otherwise give the memory back and fault it in again each time
+ * (measured: one trim in a two-second program undid the whole gain), so
+ * programs shorter than that are never trimmed.
  *
  * Not done when PYHUGE_MALLOC=off, when the process sets glibc's malloc
  * itself (GLIBC_TUNABLES glibc.malloc.*, MALLOC_*_ variables), or when
@@ -32,11 +34,23 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define HEAP_MMAP_THRESHOLD (4u << 20)
 #define HEAP_TOP_PAD (2u << 20)
 #define HEAP_TRIM_BYTES ((size_t)16 << 20)
-#define HEAP_TRIM_INTERVAL_NS 10000000000ull
+#define HEAP_TRIM_INTERVAL_NS 60000000000ull
+
+/* When to trim, as pure bookkeeping (unit-tested): the bytes of arenas the
+ * shim holds, their most since the last trim, and when that was. */
+struct heap_watch {
+    size_t live, peak;
+    uint64_t last_trim_ns;
+};
+
+void heap_watch_served(struct heap_watch *w, size_t bytes);
+/* True when a trim is due at now_ns after bytes of arenas went back. */
+bool heap_watch_freed(struct heap_watch *w, size_t bytes, uint64_t now_ns);
 
 /* From the constructor: makes the settings when they apply to this
  * process (a CPython, the shim on, the heap not set by the process). */

@@ -123,8 +123,10 @@ void *shim_arena_mmap(size_t len, uintptr_t ret)
 
     shim_lock();
     shim.st.arena_size = len;
-    if (setup_once())
+    if (setup_once()) {
+        fork_forget_stale_shadows();
         a = take_slot(cls, &must_zero, &reason);
+    }
     uint32_t idx;
     if (a && table_lookup(&shim.table, a, &idx) && shim.table.pages[idx].state == PAGE_THP)
         shim.st.arenas_thp++;
