@@ -441,7 +441,7 @@ def main():
             results = json.load(f)
         print(render(results, a.out, a.name or os.path.basename(a.report).rsplit(".", 1)[0]))
         return 0
-    lib = pyhuge.find_lib(a.lib)
+    lib, _ = pyhuge.find_lib(a.lib)
     if not lib:
         ap.error("no libpyhuge.so: build first")
     lib = os.path.abspath(lib)
