@@ -44,7 +44,7 @@ enum pyhuge_fallback {
 struct pyhuge_stats {
     uint64_t version;          /* PYHUGE_STATS_VERSION of the library that filled it */
     uint64_t enabled;          /* 1 when the shim is active in this process */
-    uint64_t arena_size;       /* size of the last arena served or seen (bytes), 0 if none */
+    uint64_t arena_size;       /* largest arena request seen (bytes): the arena size; 0 if none */
     uint64_t arenas_huge;      /* arena requests served from huge pages, in total */
     uint64_t arenas_fallback;  /* arena requests served by ordinary pages, in total */
     uint64_t arenas_live;      /* arenas on huge pages now */

@@ -96,7 +96,7 @@ static int move_through_free_page(uint32_t idx)
     r = os_mmap((void *)pa, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (os_failed(r) && !os_is_mapped(pa, TABLE_PAGE_SIZE)) {
-        log_warn("fork: the kernel unmapped huge page %u and mapped nothing in its place "
+        log_fatal("fork: the kernel unmapped huge page %u and mapped nothing in its place "
                  "(errno %d): aborting", idx, (int)-r);
         os_abort();
     }
@@ -275,7 +275,7 @@ static void make_pages_own(void)
         }
         int e = sh ? range_move_over(i, sh) : -(plan.error ? plan.error : ENOMEM);
         if (e < 0) {
-            log_warn("fork: this child cannot have memory of its own for its parent's arenas on "
+            log_fatal("fork: this child cannot have memory of its own for its parent's arenas on "
                      "huge pages (errno %d: RLIMIT_AS, or out of memory); it stops here rather "
                      "than share them with its parent (PYHUGE_FORK=share takes that risk "
                      "instead)", -e);

@@ -50,6 +50,22 @@ void log_msg(enum log_level level, const char *format, ...)
     va_end(ap);
 }
 
+void log_fatal(const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    write_line(level_names[LOG_WARN], format, ap);
+    va_end(ap);
+}
+
+void log_new_process(void)
+{
+    __atomic_store_n(&printed[0], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&printed[1], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&dropped[0], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&dropped[1], 0, __ATOMIC_RELAXED);
+}
+
 __attribute__((format(printf, 1, 2))) static void say_dropped(const char *format, ...)
 {
     va_list ap;

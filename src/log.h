@@ -31,6 +31,12 @@ void log_msg(enum log_level level, const char *format, ...) __attribute__((forma
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_trace(...) log_msg(LOG_TRACE, __VA_ARGS__)
 
+/* A warning the process stops after: never capped. */
+void log_fatal(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* A forked child's own budgets: what its parent printed is not its own. */
+void log_new_process(void);
+
 /* One line saying how many messages the caps left out, if any (at exit). */
 void log_flush_dropped(void);
 

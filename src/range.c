@@ -138,7 +138,7 @@ int range_move_over(uint32_t idx, uintptr_t from)
     intptr_t m = os_mmap((void *)to, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (os_failed(m)) {
-        log_warn("a failed mremap (errno %d) left a hole at %p that another mapping took; "
+        log_fatal("a failed mremap (errno %d) left a hole at %p that another mapping took; "
                  "the memory of the arenas there is lost: aborting", (int)-r, (void *)to);
         os_abort();
     }

@@ -62,6 +62,7 @@ void report_publish_page(void)
 
 void report_child(void)
 {
+    log_new_process();
     struct pyhuge_stats fresh = {
         .version = PYHUGE_STATS_VERSION,
         .enabled = shim.st.enabled,

@@ -122,7 +122,10 @@ void *shim_arena_mmap(size_t len, uintptr_t ret)
     int reason = PYHUGE_FALLBACK_SPACE;
 
     shim_lock();
-    shim.st.arena_size = len;
+    /* The arena allocator also serves 3.11+'s frame stack chunks (16 KiB
+     * and up, never above an arena): the arena size is the largest seen. */
+    if (len > shim.st.arena_size)
+        shim.st.arena_size = len;
     if (setup_once()) {
         fork_forget_stale_shadows();
         a = take_slot(cls, &must_zero, &reason);

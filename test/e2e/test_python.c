@@ -59,7 +59,7 @@ ParameterizedTest(struct python *p, python, arenas_on_huge_pages_with_same_resul
     char exe[512];
     if (!find_python(p, exe, sizeof exe))
         cr_skip_test("no Python %s on this machine", p->which);
-    char *argv[] = {exe, WORKLOAD_PY, NULL};
+    char *argv[] = {exe, WORKLOAD_PY, "--deep-frame", NULL};
 
     static struct run plain, shim;
     char *plain_env[] = {NULL};
@@ -87,6 +87,7 @@ ParameterizedTest(struct python *p, python, arenas_on_huge_pages_with_same_resul
     cr_expect_eq(field(shim.out, "stats", 0, "loaded"), 1, "pyhuge_get_stats reachable via ctypes");
     cr_expect_eq(fallback, 0, "a roomy pool serves every arena");
     cr_expect_gt(huge, 0);
+    cr_expect_eq(size, field(shim.out, "result", 0, "arena"), "%s: the arena size in the stats", exe);
     /* Packed: one 2 MiB page per 2 MiB of arenas, give or take a partly
      * filled page or two, never one page per arena. */
     cr_expect_leq(peak * (2 << 20), huge * size + 2 * (2 << 20),

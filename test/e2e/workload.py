@@ -42,8 +42,20 @@ def workload():
     return checksum, rows, more
 
 
+def deep_frame():
+    """A function with 20000 locals: on 3.11+ its frame takes a 256 KiB
+    frame stack chunk from the arena allocator, an arena-like request that
+    must not pass for the arena size (--deep-frame)."""
+    src = "def f():\n" + "".join("    a%d = %d\n" % (i, i) for i in range(20000))
+    ns = {}
+    exec(src + "    return a19999\n", ns)
+    return ns["f"]()
+
+
 def main():
     checksum, rows, more = workload()
+    if "--deep-frame" in sys.argv:
+        deep_frame()
     print("result checksum=%d hugetlb_kb=%d thp_kb=%d arena=%d"
           % (checksum, smaps_kb("Private_Hugetlb:"), smaps_kb("AnonHugePages:"), ARENA))
 
