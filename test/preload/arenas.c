@@ -201,6 +201,18 @@ static void refused(unsigned char *a)
     printf("refused mremap-huge-old-length failed=%d errno=%d\n", p == MAP_FAILED, errno);
     p = mremap(a, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)((uintptr_t)1 << 62));
     printf("refused mremap-past-the-top failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    int file = open("/proc/self/exe", O_RDONLY), dir = open("/", O_RDONLY | O_DIRECTORY);
+    p = mmap(a, 4096, PROT_READ, MAP_PRIVATE | MAP_FIXED, file, 1);
+    printf("refused mmap-unaligned-offset failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mmap(a, 4096, PROT_READ, MAP_PRIVATE | MAP_FIXED, dir, 0);
+    printf("refused mmap-directory failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mmap(a, 4096, PROT_READ, MAP_SHARED_VALIDATE | MAP_FIXED | MAP_SYNC, file, 0);
+    printf("refused mmap-validate-map-sync failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mmap(a + 4096, 4096, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_FIXED, -1, 0);
+    printf("refused mmap-hugetlb-unaligned failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    close(file);
+    close(dir);
     int rc = mprotect(a, 4096, 0x7fff0000);
     printf("refused mprotect-bogus-prot rc=%d errno=%d\n", rc, rc ? errno : 0);
     rc = madvise(a, 4096, 9999);
