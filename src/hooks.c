@@ -41,29 +41,6 @@ static inline int replaces(int flags)
     return (flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE);
 }
 
-/* Before a MAP_FIXED over arenas touches one, ask the kernel whether it would
- * take the mapping at all: the same call at an address of its choosing
- * meets every refusal that does not depend on the address (an unaligned
- * offset, an unknown MAP_SHARED_VALIDATE flag, a file that cannot be
- * mapped), and one that does: a hugetlb mapping's alignment. A probe that
- * fails for want of room (ENOMEM: RLIMIT_AS, a drained pool) proves
- * nothing, since the real call replaces memory instead of adding it. */
-static int probe_map(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-    if (flags & MAP_HUGETLB) {
-        unsigned bits = ((unsigned)flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
-        uintptr_t align = bits ? (uintptr_t)1 << bits : TABLE_PAGE_SIZE;
-        if ((uintptr_t)addr & (align - 1))
-            return -EINVAL;
-    }
-    int f = flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE | MAP_LOCKED);
-    intptr_t r = os_mmap(NULL, len, prot, f, fd, off);
-    if (os_failed(r))
-        return r == -ENOMEM ? 0 : (int)r;
-    os_munmap((void *)r, len);
-    return 0;
-}
-
 static inline void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off,
                             uintptr_t ret, void *(*next)(void *, size_t, int, int, int, off_t))
 {
@@ -72,9 +49,7 @@ static inline void *do_mmap(void *addr, size_t len, int prot, int flags, int fd,
         if (p)
             return p;
     } else if (replaces(flags) && range_overlaps(addr, len)) {
-        int e = probe_map(addr, len, prot, flags, fd, off);
-        if (!e)
-            e = range_prepare_map(addr, len, prot, flags, fd);
+        int e = range_prepare_map(addr, len, prot, flags, fd, off);
         if (e) {
             errno = -e;
             return MAP_FAILED;

@@ -390,10 +390,37 @@ int range_prepare(void *addr, size_t len, enum hook_gaps gaps)
     return e;
 }
 
-int range_prepare_map(void *addr, size_t len, int prot, int flags, int fd)
+/* Before a MAP_FIXED over arenas touches one, ask the kernel whether it
+ * would take the mapping at all: the same call at an address of its choosing
+ * meets every refusal that does not depend on the address (an unaligned
+ * offset, an unknown MAP_SHARED_VALIDATE flag, a file that cannot be
+ * mapped), and one that does: a hugetlb mapping's alignment. A probe that
+ * fails for want of room (ENOMEM: RLIMIT_AS, a drained pool) proves
+ * nothing, since the real call replaces memory instead of adding it. */
+static int probe_map(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    /* The kernel's checks before it replaces anything (mm/mmap.c): a known
-     * mapping type, and a file open for what the mapping asks. */
+    if (flags & MAP_HUGETLB) {
+        unsigned bits = ((unsigned)flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
+        uintptr_t align = bits ? (uintptr_t)1 << bits : TABLE_PAGE_SIZE;
+        if ((uintptr_t)addr & (align - 1))
+            return -EINVAL;
+    }
+    int f = flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE | MAP_LOCKED);
+    intptr_t r = os_mmap(NULL, len, prot, f, fd, off);
+    if (os_failed(r))
+        return r == -ENOMEM ? 0 : (int)r;
+    os_munmap((void *)r, len);
+    return 0;
+}
+
+int range_prepare_map(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    int e = probe_map(addr, len, prot, flags, fd, off);
+    if (e)
+        return e;
+    /* The kernel's checks before it replaces anything (mm/mmap.c), for when
+     * the probe found no room: a known mapping type, and a file open for
+     * what the mapping asks. */
     int type = flags & MAP_TYPE;
     if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE && type != 0x08)
         return -EINVAL; /* 0x08: MAP_DROPPABLE, kernel 6.11+ */

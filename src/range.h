@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "hooks.h"
 
@@ -38,9 +39,10 @@ int range_munmap(void *addr, size_t len);
 int range_prepare(void *addr, size_t len, enum hook_gaps gaps);
 
 /* Before mmap(MAP_FIXED) over the range: the kernel's own refusals of the
- * arguments (mapping type, a file not open for what is asked) first, so
- * that a call it refuses changes nothing; then range_prepare. */
-int range_prepare_map(void *addr, size_t len, int prot, int flags, int fd);
+ * arguments first (the same call tried at an address of its choosing; the
+ * mapping type and the file's mode where that finds no room), so that a
+ * call it refuses changes nothing; then range_prepare. */
+int range_prepare_map(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 
 /* Before an mremap whose old range or (MREMAP_FIXED) new range meets ours:
  * the kernel's refusals of the arguments first; an old range that is no
