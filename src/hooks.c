@@ -147,16 +147,11 @@ static int probe_posix_madvise(void *addr, size_t len, int advice)
     return probe_madvise(addr, len, advice);
 }
 
-static int probe_mlock(const void *addr, size_t len)
-{
-    (void)len;
-    return os_mlock2(addr, 0, 0);
-}
+static int probe_mlock(const void *addr, size_t len) { return os_probe_mlock(addr, len, 0); }
 
 static int probe_mlock2(const void *addr, size_t len, unsigned int flags)
 {
-    (void)len;
-    return os_mlock2(addr, 0, flags);
+    return os_probe_mlock(addr, len, flags);
 }
 
 static int probe_munlock(const void *addr, size_t len)

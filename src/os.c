@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/capability.h>
 #include <linux/memfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -55,9 +56,29 @@ intptr_t os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, vo
     return SYS6(SYS_mremap, old_addr, old_len, new_len, flags, new_addr, 0);
 }
 
-int os_mlock2(const void *addr, size_t len, unsigned int flags)
+/* mm/mlock.c, do_mlock: flags and RLIMIT_MEMLOCK are checked before
+ * anything is locked. Asked with len 0, the kernel checks the flags, a zero
+ * limit (EPERM) and pages locked already past it (ENOMEM). Past that, it
+ * takes len more pages, less those of the range locked already (at most
+ * len, and at most those locked): more than the limit by len alone is a
+ * certain refusal, for a process without CAP_IPC_LOCK. */
+int os_probe_mlock(const void *addr, size_t len, unsigned int flags)
 {
-    return (int)SYS3(SYS_mlock2, addr, len, flags);
+    int e = (int)SYS3(SYS_mlock2, addr, 0, flags);
+    if (e)
+        return e;
+    struct rlimit lim;
+    if (SYS6(SYS_prlimit64, 0, RLIMIT_MEMLOCK, NULL, &lim, 0, 0) != 0 ||
+        lim.rlim_cur == RLIM_INFINITY)
+        return 0;
+    size_t pages = (len + ((uintptr_t)addr & (OS_PAGE_SIZE - 1)) + OS_PAGE_SIZE - 1) / OS_PAGE_SIZE;
+    if (pages <= lim.rlim_cur / OS_PAGE_SIZE)
+        return 0;
+    struct __user_cap_header_struct head = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    if (SYS3(SYS_capget, &head, caps, 0) != 0)
+        return 0; /* unknown: let the kernel answer */
+    return caps[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32)) ? 0 : -ENOMEM;
 }
 
 int os_probe_prot(int prot, int pkey)

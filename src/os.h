@@ -36,7 +36,10 @@ int os_madvise(void *addr, size_t len, int advice);
 /* new_addr is used only with MREMAP_FIXED. */
 intptr_t os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
 
-int os_mlock2(const void *addr, size_t len, unsigned int flags);
+/* Whether mlock2(addr, len, flags) would be refused before it locked
+ * anything: 0 (go on: it may still fail later), or the -errno it would
+ * fail with. Changes nothing. */
+int os_probe_mlock(const void *addr, size_t len, unsigned int flags);
 
 /* Asks the kernel whether it takes `prot` (and `pkey`, unless -1) for a
  * page of anonymous memory, on a page of address space kept for the

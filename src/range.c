@@ -474,9 +474,13 @@ int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flag
     shim_lock();
     uint32_t idx;
     int e = 0;
-    /* old_len 0 duplicates a shared mapping: never an arena of ours. */
+    /* old_len 0 duplicates a shared mapping: never an arena of ours. An
+     * old range outside ours must be mapped, or the kernel refuses (EFAULT)
+     * before it touches the new one. */
     if (olen && table_lookup(&shim.table, a, &idx))
         e = prepare_old_range(idx, a, olen);
+    else if (!os_is_mapped(a, olen ? olen : OS_PAGE_SIZE))
+        e = -EFAULT;
     if (!e && fixed && range_overlaps(new_addr, nlen))
         e = prepare_locked(n, n + nlen, HOOK_SKIPS_GAPS);
     report_sync();

@@ -39,7 +39,9 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/capability.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -219,6 +221,26 @@ static void refused(unsigned char *a)
     printf("refused madvise-bogus-advice rc=%d errno=%d\n", rc, rc ? errno : 0);
     rc = madvise(a, (size_t)1 << 62, MADV_NORMAL);
     printf("refused madvise-past-the-top rc=%d errno=%d\n", rc, rc ? errno : 0);
+    /* From an old address with nothing mapped: EFAULT, whatever the new. */
+    void *gone = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(gone, 4096);
+    p = mremap(gone, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, a);
+    printf("refused mremap-fixed-from-nothing failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    /* Past RLIMIT_MEMLOCK without CAP_IPC_LOCK (as any user but root). */
+    struct __user_cap_header_struct head = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3], nolock[_LINUX_CAPABILITY_U32S_3];
+    struct rlimit memlock;
+    if (syscall(SYS_capget, &head, caps) == 0 && getrlimit(RLIMIT_MEMLOCK, &memlock) == 0) {
+        memcpy(nolock, caps, sizeof caps);
+        nolock[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+        syscall(SYS_capset, &head, nolock);
+        struct rlimit low = {64 << 10, memlock.rlim_max};
+        setrlimit(RLIMIT_MEMLOCK, &low);
+        rc = mlock(a, (size_t)1 << 20);
+        printf("refused mlock-past-its-limit rc=%d errno=%d\n", rc, rc ? errno : 0);
+        setrlimit(RLIMIT_MEMLOCK, &memlock);
+        syscall(SYS_capset, &head, caps);
+    }
     close(wronly);
 }
 
