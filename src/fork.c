@@ -31,8 +31,9 @@
  *    out of memory), the child stops at once with a message (SIGABRT): it
  *    cannot copy the pages itself, because until it has, a parent writing
  *    into a drained pool takes them from under it (measured: SIGBUS). With
- *    one thread a move needs no address space or RLIMIT_DATA room beyond a
- *    free page of the range (move_through_free_page).
+ *    one thread a move needs no address space or RLIMIT_DATA room: it goes
+ *    through a free page of the range, or else through a memfd (one file
+ *    descriptor too many, at RLIMIT_NOFILE as well, stops the child).
  *
  * Nobody waits for anybody: a child stopped by a debugger holds no one up.
  * Signals are blocked from the prepare handler to the parent and child
@@ -76,10 +77,8 @@ static bool is_hugetlb(uint32_t idx) { return shim.table.pages[idx].state == PAG
 /* With one thread and no room for a copy elsewhere (RLIMIT_AS or
  * RLIMIT_DATA at their limits): through a FREE page of the range, which is
  * address space already, made shared anonymous memory (which RLIMIT_DATA
- * does not count); then ordinary memory replaces the hugetlb page in
- * place (one for one, in both limits) and the arenas are copied back. Page
- * idx holds no data for a moment, which nobody can see: one thread,
- * signals blocked. */
+ * does not count). Page idx holds no data for a moment, which nobody can
+ * see: one thread, signals blocked. */
 static int move_through_free_page(uint32_t idx)
 {
     int32_t f = table_claim_free(&shim.table);
@@ -93,18 +92,9 @@ static int move_through_free_page(uint32_t idx)
         return (int)r;
     }
     range_copy_live_from(idx, pa, fa);
-    r = os_mmap((void *)pa, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-    if (os_failed(r) && !os_is_mapped(pa, TABLE_PAGE_SIZE)) {
-        log_fatal("fork: the kernel unmapped huge page %u and mapped nothing in its place "
-                 "(errno %d): aborting", idx, (int)-r);
-        os_abort();
-    }
-    if (!os_failed(r)) {
-        if (shim.thp_usable && shim.opt.backend != BACKEND_HUGETLB)
-            os_madvise((void *)pa, TABLE_PAGE_SIZE, MADV_HUGEPAGE);
+    int e = range_replace_in_place(idx, tier_thp_wanted());
+    if (e == 0) {
         range_copy_live_from(idx, fa, pa);
-        table_rebacked(&shim.table, idx, BACK_THP);
         log_debug("fork: huge page %u moved through page %d (no room for a copy elsewhere)", idx, f);
     }
     if (os_reserve(fa, TABLE_PAGE_SIZE) != 0) {
@@ -113,15 +103,23 @@ static int move_through_free_page(uint32_t idx)
     } else {
         table_put_free(&shim.table, (uint32_t)f);
     }
-    return os_failed(r) ? (int)r : 0;
+    return e;
 }
 
-/* Page idx's arenas into new ordinary memory at the same address. */
+/* Page idx's arenas into new ordinary memory at the same address: a copy
+ * made elsewhere and moved over, or where that takes more room than the
+ * limits leave, through a free page, or else a file (no free page). */
 static int move_to_ordinary(uint32_t idx)
 {
     intptr_t tmp = tier_new_ordinary();
-    if (os_failed(tmp))
-        return move_through_free_page(idx);
+    if (os_failed(tmp)) {
+        int e = move_through_free_page(idx);
+        if (e)
+            e = range_move_through_file(idx, tier_thp_wanted());
+        if (e == 0)
+            table_rebacked(&shim.table, idx, BACK_THP);
+        return e;
+    }
     range_copy_live(idx, (uintptr_t)tmp);
     int e = range_move_over(idx, (uintptr_t)tmp);
     if (e < 0)

@@ -196,9 +196,11 @@ int os_open(const char *path, int flags, int mode)
     return (int)SYS6(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode, 0, 0);
 }
 
+int os_memfd(const char *name) { return (int)SYS3(SYS_memfd_create, name, MFD_CLOEXEC, 0); }
+
 intptr_t os_map_memfd(const char *name, size_t len)
 {
-    int fd = (int)SYS3(SYS_memfd_create, name, MFD_CLOEXEC, 0);
+    int fd = os_memfd(name);
     if (fd < 0)
         return fd;
     intptr_t r = SYS3(SYS_ftruncate, fd, len, 0);
@@ -225,6 +227,35 @@ int os_write_all(int fd, const void *buf, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+/* pread64 or pwrite64 until all of len is done: 0, or -errno (-EIO where
+ * the file ends first). */
+static int transfer_all(long nr, int fd, char *p, size_t len, off_t off)
+{
+    while (len > 0) {
+        long n = SYS6(nr, fd, p, len, off, 0, 0);
+        if (n == -EINTR)
+            continue;
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            return -EIO;
+        p += n;
+        off += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int os_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+    return transfer_all(SYS_pwrite64, fd, (char *)buf, len, off);
+}
+
+int os_pread_all(int fd, void *buf, size_t len, off_t off)
+{
+    return transfer_all(SYS_pread64, fd, buf, len, off);
 }
 
 ssize_t os_read_file(const char *path, char *buf, size_t len)

@@ -78,6 +78,9 @@ bool os_is_mapped(uintptr_t addr, size_t len);
  * kernel supports it (5.17+); failure is harmless and ignored. */
 void os_name_range(void *addr, size_t len, const char *name);
 
+/* A new memfd called name (close-on-exec): the descriptor, or -errno. */
+int os_memfd(const char *name);
+
 /* A shared, zeroed mapping of len bytes backed by a new memfd called name
  * (its fd closed again): the address, or -errno. */
 intptr_t os_map_memfd(const char *name, size_t len);
@@ -87,6 +90,9 @@ int os_close(int fd);
 ssize_t os_read(int fd, void *buf, size_t len);
 /* Writes all of buf unless the kernel refuses; returns 0 or -errno. */
 int os_write_all(int fd, const void *buf, size_t len);
+/* All of len bytes at file offset off, or -errno (-EIO: the file ended). */
+int os_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+int os_pread_all(int fd, void *buf, size_t len, off_t off);
 /* Reads a small file (at most len-1 bytes) into buf and NUL-terminates it.
  * Returns the length or -errno. */
 ssize_t os_read_file(const char *path, char *buf, size_t len);

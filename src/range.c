@@ -147,6 +147,62 @@ int range_move_over(uint32_t idx, uintptr_t from)
     return RANGE_COPIED;
 }
 
+int range_replace_in_place(uint32_t idx, bool thp)
+{
+    uintptr_t pa = table_page_addr(&shim.table, idx);
+    intptr_t r = os_mmap((void *)pa, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (os_failed(r) && !os_is_mapped(pa, TABLE_PAGE_SIZE)) {
+        log_fatal("the kernel unmapped huge page %u and mapped nothing in its place (errno %d): "
+                  "the memory of the arenas there is lost: aborting", idx, (int)-r);
+        os_abort();
+    }
+    if (os_failed(r))
+        return (int)r;
+    if (thp)
+        os_madvise((void *)pa, TABLE_PAGE_SIZE, MADV_HUGEPAGE);
+    return 0;
+}
+
+/* Page idx's live slots written to fd (out) or read back from it, each at
+ * its offset in the page. */
+static int transfer_live(uint32_t idx, int fd, bool out)
+{
+    const struct page *p = &shim.table.pages[idx];
+    char *pa = (char *)table_page_addr(&shim.table, idx);
+    size_t slot = (size_t)1 << p->shift;
+    for (unsigned i = 0; i < page_slots(p); i++) {
+        if (!(p->live & (1u << i)))
+            continue;
+        off_t off = (off_t)(i * slot);
+        int e = out ? os_pwrite_all(fd, pa + off, slot, off) : os_pread_all(fd, pa + off, slot, off);
+        if (e)
+            return e;
+    }
+    return 0;
+}
+
+int range_move_through_file(uint32_t idx, bool thp)
+{
+    int fd = os_memfd("pyhuge-move");
+    if (fd < 0)
+        return fd;
+    int e = transfer_live(idx, fd, true);
+    if (e == 0)
+        e = range_replace_in_place(idx, thp);
+    if (e == 0) {
+        int r = transfer_live(idx, fd, false);
+        if (r) {
+            log_fatal("the arenas of huge page %u could not be read back from the file they "
+                      "were moved through (errno %d): aborting", idx, -r);
+            os_abort();
+        }
+        log_debug("huge page %u moved to ordinary memory through a file (no room for a copy)", idx);
+    }
+    os_close(fd);
+    return e;
+}
+
 /* Unmaps the free slots of a serving page: holes, as plain pages would have. */
 static void punch_free_slots(uint32_t idx)
 {
@@ -171,12 +227,17 @@ int range_give_to_kernel(uint32_t idx)
         /* A hugetlb page cannot be split: its arenas move to ordinary pages
          * at the same addresses, in one mremap over the whole page. */
         intptr_t tmp = os_map_anon(TABLE_PAGE_SIZE, OS_PAGE_SIZE, false);
-        if (os_failed(tmp))
+        if (!os_failed(tmp)) {
+            range_copy_live(idx, (uintptr_t)tmp);
+            int e = range_move_over(idx, (uintptr_t)tmp);
+            if (e < 0)
+                return e;
+        } else if (os_thread_count() != 1 || range_move_through_file(idx, false) != 0) {
+            /* No room for a copy (RLIMIT_AS, RLIMIT_DATA): in place through
+             * a file, with one thread only, since the arenas hold nothing
+             * for a moment. */
             return (int)tmp;
-        range_copy_live(idx, (uintptr_t)tmp);
-        int e = range_move_over(idx, (uintptr_t)tmp);
-        if (e < 0)
-            return e;
+        }
         punch_free_slots(idx);
         shim.st.pages_demoted++;
         tier_page_returned();

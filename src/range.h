@@ -76,6 +76,18 @@ void range_copy_live_from(uint32_t idx, uintptr_t from, uintptr_t to);
 #define RANGE_COPIED 1
 int range_move_over(uint32_t idx, uintptr_t from);
 
+/* Ordinary memory (marked MADV_HUGEPAGE when thp) in place of hugetlb page
+ * idx, one for one under both RLIMIT_AS and RLIMIT_DATA, so that it needs
+ * no room under either. The page's contents are gone: the caller has them
+ * elsewhere. 0, or -errno with the hugetlb page still there. */
+int range_replace_in_place(uint32_t idx, bool thp);
+
+/* The same with page idx's arenas kept, written to a memfd and read back
+ * (no address space needed: only a descriptor). The page holds no data in
+ * between: only for a process with one thread, signals blocked or not in
+ * a handler that reads arenas. 0, or -errno with the page unchanged. */
+int range_move_through_file(uint32_t idx, bool thp);
+
 /* Makes page idx plain memory (its arenas copied to ordinary pages in
  * place, the rest holes) and gives it to the kernel. 0, or -errno when the
  * copy cannot be made (the page is then unchanged). */

@@ -177,9 +177,11 @@ static void note_thp_fault(uint64_t took_ns)
              (unsigned)(pause / 1000000000ull));
 }
 
+bool tier_thp_wanted(void) { return shim.thp_usable && shim.opt.backend != BACKEND_HUGETLB; }
+
 intptr_t tier_new_ordinary(void)
 {
-    bool thp = shim.thp_usable && shim.opt.backend != BACKEND_HUGETLB;
+    bool thp = tier_thp_wanted();
     intptr_t r = os_map_anon(TABLE_PAGE_SIZE, TABLE_PAGE_SIZE, thp);
     if (os_failed(r)) /* aligning needs 2 MiB more address space for a moment */
         r = os_map_anon(TABLE_PAGE_SIZE, OS_PAGE_SIZE, false);
@@ -193,7 +195,7 @@ intptr_t tier_new_ordinary(void)
  * range never has a hole. Returns -1, or why not. */
 static int add_thp(uint32_t idx, int cls)
 {
-    if (!shim.thp_usable || shim.opt.backend == BACKEND_HUGETLB)
+    if (!tier_thp_wanted())
         return PYHUGE_FALLBACK_THP;
     if (backoff_waiting(&shim.thp_wait))
         return PYHUGE_FALLBACK_BACKOFF;

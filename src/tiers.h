@@ -7,6 +7,7 @@
 #ifndef PYHUGE_TIERS_H
 #define PYHUGE_TIERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Reads the kernel's THP setting once (the THP tier is there unless it is
@@ -20,6 +21,10 @@ int tier_back_page(uint32_t idx, int cls);
 
 /* A page of ours went back to the pool: worth trying again at once. */
 void tier_page_returned(void);
+
+/* Whether ordinary memory for arenas is marked for transparent huge pages:
+ * THP is not [never] and PYHUGE_BACKEND is not hugetlb. */
+bool tier_thp_wanted(void);
 
 /* 2 MiB of private anonymous memory, 2 MiB-aligned and marked for a
  * transparent huge page unless THP is off or PYHUGE_BACKEND=hugetlb: where

@@ -186,6 +186,22 @@ Test(fork_limits, one_thread_at_its_address_space_limit)
     one_thread_at_limit("as1");
 }
 
+/* Every page of the range holding arenas, so none is free to move through
+ * (and no cached page to free one): the pages go through a file, and every
+ * child runs where stock's would. */
+Test(fork_limits, one_thread_at_its_address_space_limit_with_a_full_range)
+{
+    char *argv[] = {PYTHON, LIMITS_FORK_PY, "asfull", "5", NULL};
+    char *env[] = {PRELOAD, "PYHUGE_STATS=1", "PYHUGE_CACHE_PAGES=0", NULL};
+    run(&r, env, argv);
+    cr_assert(strstr(r.out, "range full=yes"), "the range was filled:\n%s\n%s", r.out, r.err);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_expect_eq(count_children(r.out, "exit=0"), 5, "every child right:\n%s\n%s", r.out, r.err);
+    cr_expect_eq(field(r.out, "parent changed", 0, "changed"), 0, "%s", r.out);
+    cr_expect_eq(count_lines(r.out, "parent ok"), 1);
+    cr_expect_gt(field(r.err, "pyhuge [", 0, "forked"), 0, "pages were moved:\n%s", r.err);
+}
+
 /* RLIMIT_DATA: moving a page needs no room in it either. */
 Test(fork_limits, one_thread_at_its_data_limit)
 {

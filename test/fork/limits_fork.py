@@ -10,6 +10,9 @@ never the parent's later writes, and the parent must never see a child's.
                                      thread
   limits_fork.py data1 CHILDREN      RLIMIT_DATA 1 MiB above what is counted,
                                      one thread
+  limits_fork.py asfull CHILDREN     as1, with every page of the shim's range
+                                     holding arenas first (no free page to
+                                     move the others through)
 
 Prints 'heap chunks=N', one 'child K exit=E' or 'child K signal=S' line per
 child (exit 0: its heap was right; 3: it was not), then 'parent changed=N'
@@ -32,6 +35,34 @@ def status_bytes(key):
     return 0
 
 
+def free_range_pages():
+    """2 MiB pages of the shim's range that are address space only: private
+    anonymous PROT_NONE mappings on 2 MiB boundaries (nothing else in a
+    one-thread Python looks so), or None with no huge page in use."""
+    pages, huge = 0, False
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split(None, 5)
+            path = fields[5].strip() if len(fields) > 5 else ""
+            huge = huge or path.startswith("/anon_hugepage")
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if fields[1] == "---p" and path in ("", "[anon:pyhuge]") and not (lo | hi) & ((2 << 20) - 1):
+                pages += (hi - lo) >> 21
+    return pages if huge else None
+
+
+def fill_range(keep):
+    """Small objects until no page of the range is free, or None."""
+    for _ in range(20000):
+        free = free_range_pages()
+        if free is None:
+            return None
+        if free == 0:
+            return True
+        keep.append([(i, "f%d" % i) for i in range(1000)])
+    return False
+
+
 def main():
     mode = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 5
@@ -40,6 +71,7 @@ def main():
     print("heap chunks=%d" % len(heap), flush=True)
     r, w = os.pipe()
     stop = threading.Event()
+    held_objects = []
     if mode == "nofile":
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         held = []
@@ -54,6 +86,10 @@ def main():
         limit = status_bytes("VmSize") + (24 << 20)
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
     elif mode == "as1":
+        resource.setrlimit(resource.RLIMIT_AS, (status_bytes("VmSize") + (1 << 20), resource.RLIM_INFINITY))
+    elif mode == "asfull":
+        filled = fill_range(held_objects)
+        print("range full=%s" % {None: "no-huge-pages", True: "yes", False: "no"}[filled], flush=True)
         resource.setrlimit(resource.RLIMIT_AS, (status_bytes("VmSize") + (1 << 20), resource.RLIM_INFINITY))
     elif mode == "data1":
         resource.setrlimit(resource.RLIMIT_DATA, (status_bytes("VmData") + (1 << 20), resource.RLIM_INFINITY))

@@ -32,6 +32,8 @@
  *                     to the end of the highest's (freed ones too), every
  *                     page between included
  *   free-all          munmap of every live arena, counting failures
+ *   limit as|data     RLIMIT_AS (RLIMIT_DATA) down to what is mapped (counted)
+ *                     now: not one more page
  *   forkstorm N       N rounds of a 2 MiB arena, fork, wait, free, while a
  *                     timer's signal handler forks too (it may land inside
  *                     fork, or inside the shim)
@@ -92,9 +94,10 @@ static int is_huge(const void *addr)
     return huge;
 }
 
-static long meminfo(const char *key)
+/* The number after "key:" in a /proc file of "Key: value" lines, or -1. */
+static long proc_field(const char *path, const char *key)
 {
-    FILE *f = fopen("/proc/meminfo", "r");
+    FILE *f = fopen(path, "r");
     char line[256];
     long v = -1;
     size_t n = strlen(key);
@@ -105,6 +108,8 @@ static long meminfo(const char *key)
         fclose(f);
     return v;
 }
+
+static long meminfo(const char *key) { return proc_field("/proc/meminfo", key); }
 
 static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
 {
@@ -444,6 +449,12 @@ int main(int argc, char **argv)
                 freed++;
             }
             printf("free-all freed=%d failed=%d\n", freed, failed);
+        } else if (!strcmp(cmd, "limit")) {
+            int as = !strcmp(argv[++k], "as");
+            long kb = proc_field("/proc/self/status", as ? "VmSize" : "VmData");
+            struct rlimit rl = {(rlim_t)kb << 10, RLIM_INFINITY};
+            int rc = setrlimit(as ? RLIMIT_AS : RLIMIT_DATA, &rl);
+            printf("limit %s kb=%ld rc=%d\n", as ? "as" : "data", kb, rc);
         } else if (!strcmp(cmd, "forkstorm")) {
             forkstorm(atoi(argv[++k]));
         } else if (!strcmp(cmd, "pool")) {

@@ -74,10 +74,37 @@ Test(hostile, file_mappings_in_the_holes_of_misuse_get_their_writes)
     cr_expect_eq(field(r.out, "check=", 0, "ok"), 1, "the neighbour arena is intact");
 }
 
+/* At its RLIMIT_AS or RLIMIT_DATA, with no room for a 2 MiB copy, a process
+ * with one thread can still mprotect or munmap part of an arena as plain
+ * pages allow: the page becomes ordinary memory in place, through a file,
+ * and both arenas on it keep their contents. */
+static void part_of_an_arena_at(char *limit)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "limit", limit, "mprotect", "0", "0", "4096", "munmap",
+           "1", "1040384", "8192", "check", "0", "stats");
+    cr_expect_eq(field(r.out, "limit", 0, "rc"), 0, "%s", r.out);
+    cr_expect_eq(field(r.out, "mprotect", 0, "rc"), 0, "as on plain pages:\n%s", r.out);
+    cr_expect_eq(field(r.out, "munmap", 0, "rc"), 0, "as on plain pages:\n%s", r.out);
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1, "the arena kept its contents:\n%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "demoted"), 1, "%s", r.out);
+}
+
+Test(hostile, part_of_an_arena_at_the_address_space_limit)
+{
+    part_of_an_arena_at("as");
+}
+
+Test(hostile, part_of_an_arena_at_the_data_limit)
+{
+    part_of_an_arena_at("data");
+}
+
 /* Calls the kernel refuses outright (a bad fd, no mapping type, a file not
  * open for reading, mremap's flag rules, lengths past the top of the
- * address space, a bogus protection or advice) get the kernel's answer and
- * leave the arena on its huge page. */
+ * address space, a bogus protection or advice, an mremap from nothing, an
+ * mlock past RLIMIT_MEMLOCK) get the kernel's answer and leave the arena
+ * on its huge page. */
 Test(hostile, calls_the_kernel_refuses_change_nothing)
 {
     static struct run plain;
