@@ -111,6 +111,7 @@ int os_reserve(uintptr_t addr, size_t len)
     if (os_failed(r))
         return (int)r;
     os_madvise((void *)addr, len, MADV_DONTDUMP);
+    os_name_range((void *)addr, len, "pyhuge");
     return 0;
 }
 
@@ -135,8 +136,10 @@ static intptr_t map_aligned(size_t len, size_t align, int prot, int flags)
 intptr_t os_reserve_new(size_t len, size_t align)
 {
     intptr_t r = map_aligned(len, align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
-    if (!os_failed(r))
+    if (!os_failed(r)) {
         os_madvise((void *)r, len, MADV_DONTDUMP);
+        os_name_range((void *)r, len, "pyhuge");
+    }
     return r;
 }
 

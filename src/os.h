@@ -49,7 +49,8 @@ int os_probe_mlock(const void *addr, size_t len, unsigned int flags);
 int os_probe_prot(int prot, int pkey);
 
 /* Address space only: PROT_NONE, MAP_NORESERVE, left out of core dumps
- * (MADV_DONTDUMP: gcore would otherwise write every reserved byte).
+ * (MADV_DONTDUMP: gcore would otherwise write every reserved byte), named
+ * [anon:pyhuge] in /proc/PID/maps.
  * os_reserve replaces whatever is at [addr, addr+len) (MAP_FIXED): only for
  * ranges the caller owns. os_reserve_new places len bytes where the kernel
  * likes, aligned to `align` (a power of two): the address or -errno. */

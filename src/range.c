@@ -76,7 +76,6 @@ static bool range_grow(void)
             log_info("the shim's range is full (%u extents, %u pages)", t->nextents, t->npages);
             return false;
         }
-        os_name_range((void *)r, bytes, "pyhuge");
         log_debug("reserved %zu MiB of address space at %p for huge pages (%u MiB in all)",
                   bytes >> 20, (void *)r, t->npages * 2);
         return true;
