@@ -287,22 +287,45 @@ ssize_t os_read_file(const char *path, char *buf, size_t len)
     return (ssize_t)have;
 }
 
-int os_thread_count(void)
+/* The number after "key:" in /proc/self/status, or -errno. */
+static int64_t status_field(const char *key)
 {
     char buf[4096];
     ssize_t n = os_read_file("/proc/self/status", buf, sizeof buf);
     if (n < 0)
-        return (int)n;
-    const char *p = strstr(buf, "\nThreads:");
+        return n;
+    const char *p = strstr(buf, key);
     if (!p)
         return -ENOENT;
-    p += sizeof "\nThreads:" - 1;
+    p += strlen(key);
     while (*p == ' ' || *p == '\t')
         p++;
-    int count = 0;
+    if (*p < '0' || *p > '9')
+        return -ENOENT;
+    int64_t v = 0;
     for (; *p >= '0' && *p <= '9'; p++)
-        count = count * 10 + (*p - '0');
-    return count > 0 ? count : -ENOENT;
+        v = v * 10 + (*p - '0');
+    return v;
+}
+
+int os_thread_count(void)
+{
+    int64_t n = status_field("\nThreads:");
+    return n > 0 ? (int)n : n < 0 ? (int)n : -ENOENT;
+}
+
+int64_t os_vm_size(void)
+{
+    int64_t kib = status_field("\nVmSize:");
+    return kib < 0 ? kib : kib * 1024;
+}
+
+uint64_t os_as_limit(void)
+{
+    struct rlimit lim;
+    if (SYS6(SYS_prlimit64, 0, RLIMIT_AS, NULL, &lim, 0, 0) != 0 || lim.rlim_cur == RLIM_INFINITY)
+        return UINT64_MAX;
+    return lim.rlim_cur;
 }
 
 void os_block_signals(sigset_t *old)

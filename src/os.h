@@ -102,6 +102,12 @@ ssize_t os_read_file(const char *path, char *buf, size_t len);
  * left, no /proc). */
 int os_thread_count(void);
 
+/* VmSize, the address space RLIMIT_AS counts, in bytes (/proc/self/status),
+ * or -errno. */
+int64_t os_vm_size(void);
+/* RLIMIT_AS's soft limit in bytes: UINT64_MAX for none (or unknown). */
+uint64_t os_as_limit(void);
+
 /* Blocks every signal this thread can block, saving the old mask in *old;
  * os_restore_signals puts it back. */
 void os_block_signals(sigset_t *old);

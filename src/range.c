@@ -15,10 +15,13 @@
 /* At most 64 GiB of arenas: the side table has an entry per 2 MiB page. */
 #define RANGE_MAX_PAGES 32768u
 /* Address space is reserved in steps of a quarter of what the range holds,
- * at least 32 MiB: an unused reserve of at most a quarter (or 32 MiB)
- * against RLIMIT_AS. A refused step is halved down to one page, so a
- * process near its limit gets exactly the pages it uses. */
+ * at least 32 MiB. Under a finite RLIMIT_AS, where every reserved byte
+ * counts whether used or not, a step is at most a sixteenth of the room
+ * left under the limit (at least 8 MiB), so that a process can use nearly
+ * all the room stock Python would have. A refused step is halved down to
+ * one page, so a process at its limit gets exactly the pages it uses. */
 #define RANGE_MIN_STEP 16u
+#define RANGE_TIGHT_STEP 4u
 
 /* ---- lock-free: is this ours? --------------------------------------------- */
 
@@ -57,10 +60,24 @@ bool range_init(void)
     return true;
 }
 
+static uint32_t step_under_limit(uint32_t step)
+{
+    uint64_t limit = os_as_limit();
+    if (limit == UINT64_MAX)
+        return step;
+    int64_t vm = os_vm_size(); /* unknown (no descriptor left): no room */
+    uint64_t room = vm >= 0 && (uint64_t)vm < limit ? limit - (uint64_t)vm : 0;
+    uint64_t cap = (room / 16) >> TABLE_PAGE_SHIFT;
+    if (cap < RANGE_TIGHT_STEP)
+        cap = RANGE_TIGHT_STEP;
+    return step < cap ? step : (uint32_t)cap;
+}
+
 static bool range_grow(void)
 {
     struct table *t = &shim.table;
     uint32_t step = t->npages / 4 > RANGE_MIN_STEP ? t->npages / 4 : RANGE_MIN_STEP;
+    step = step_under_limit(step);
     if (step > t->max_pages - t->npages)
         step = t->max_pages - t->npages;
     int err = 0;

@@ -75,6 +75,22 @@ Test(limits, rlimit_as_reached_is_a_memory_error_as_without_the_shim)
     cr_expect_gt(field(shim.err, "pyhuge [", 0, "space"), 0, "said as address space: %s", shim.err);
 }
 
+/* Address space the shim holds ahead for arenas counts against RLIMIT_AS
+ * as if used: under a limit it holds at most a sixteenth of the room left
+ * (or 8 MiB), so that one large block (a bytes object, a NumPy array) finds
+ * about the room it finds without the shim. Here a quarter of the range
+ * held ahead left 33 MiB less of 211. */
+Test(limits, rlimit_as_leaves_a_large_block_its_room)
+{
+    pool_require(200);
+    both("asblob", "230", "600");
+    long at_stock = field(stock.out, "largest", 0, "mib"), at_shim = field(shim.out, "largest", 0, "mib");
+    cr_assert_gt(at_stock, 100, "stock: %s", stock.out);
+    cr_expect_geq(at_shim, at_stock - at_stock / 16 - 8, "the largest block: %ld MiB under the shim, "
+                  "%ld MiB without:\n%s", at_shim, at_stock, shim.err);
+    cr_expect_gt(field(shim.err, "pyhuge [", 0, "huge"), 100, "arenas on huge pages: %s", shim.err);
+}
+
 /* Huge pages are private mappings, which RLIMIT_DATA counts: a limit set
  * after start-up stops the heap where it stops it without the shim. */
 Test(limits, rlimit_data_limits_the_heap_as_without_the_shim)
