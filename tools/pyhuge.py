@@ -878,7 +878,7 @@ def build_parser():
     u.set_defaults(fn=cmd_run)
     b = sub.add_parser("ab", help="A/B test a command with and without the shim",
                        description="Alternate runs of CMD with and without the shim; print medians, "
-                       "spread, ratios with a 95%% bootstrap interval and a verdict. Exit 0, or 1 when a "
+                       "spread, ratios with a 95% bootstrap interval and a verdict. Exit 0, or 1 when a "
                        "run failed.")
     b.add_argument("-n", "--runs", type=int, default=5, help="runs per side (default 5)")
     b.add_argument("--warmup", type=int, default=1, help="unmeasured runs per side first (default 1)")
