@@ -19,6 +19,14 @@ Configurations (each only where its library is installed):
   --config NAME=VAR=VALUE,...  any other: e.g. the shim with glibc tunables,
                  --config 'pyhuge-top=LD_PRELOAD={lib},GLIBC_TUNABLES=glibc.malloc.top_pad=16777216'
 
+--paired runs each configuration at once beside a stock run of its own,
+one on each CPU (taskset), swapping CPUs from pair to pair, and takes each
+run's ratio to the stock run beside it: on a VM whose CPU speed swings
+(here a fixed loop took 0.23 to 0.45 s from one run to the next) both runs
+of a pair see the same host, so the ratios are steadier than those of runs
+made minutes apart. The two share the L3 cache and memory bandwidth, which
+a process alone on a machine does not.
+
 Runs go round-robin (every workload and configuration once, then again, N
 times; the configurations' order rotates from one workload and round to the
 next) so that drift on a noisy machine hits them all alike. Figures per
@@ -37,6 +45,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -159,25 +168,62 @@ class Pool:
             self.fd.close()
 
 
-def run_suite(py, names, cfgs, runs, pool_pages, lock, after_round=lambda raw, rounds: None):
+def measure_beside(cmd, stock_env, env, stock_cpu):
+    """Stock and another configuration at once, each on a CPU of its own
+    (stock on stock_cpu, the other on the next): both see the same host at
+    the same moment. Returns the other's measurement, with the stock run's
+    times beside it, and the stock run's."""
+    got = {}
+
+    def one(key, e, cpu):
+        got[key] = pyhuge.measure(["taskset", "-c", str(cpu)] + cmd, e)
+    cpus = os.sched_getaffinity(0)
+    other_cpu = min((c for c in cpus if c != stock_cpu), default=stock_cpu)
+    threads = [threading.Thread(target=one, args=("stock", stock_env, stock_cpu)),
+               threading.Thread(target=one, args=("other", env, other_cpu))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    m, base = got["other"], got["stock"]
+    for r in (m, base):
+        # The pool counter is the machine's, shared by both: a process's own is its hugetlb.
+        r["pool_pages"] = int(r["peak_hugetlb_mib"] / 2)
+    for k in PAIRED_KEYS:
+        m["beside_" + k] = base[k]
+    return m, base
+
+
+def run_suite(py, names, cfgs, runs, pool_pages, lock, paired=False,
+              after_round=lambda raw, rounds: None):
+    """Every workload under every configuration, round after round, the
+    order rotating. paired: each configuration runs at once beside a stock
+    run of its own (measure_beside), CPUs swapping from one pair to the next."""
     raw = {w: {c: [] for c in cfgs} for w in names}
-    total = runs * len(names) * len(cfgs)
+    order = [c for c in cfgs if c != "stock"] if paired else list(cfgs)
+    total = runs * len(names) * len(order)
+    cpus = sorted(os.sched_getaffinity(0))
     done = 0
     for r in range(runs):
         with Pool(pool_pages, lock):
             for i, w in enumerate(names):
                 # Each configuration takes each place in the order as often as the others.
-                k = (r + i) % len(cfgs)
-                for c in list(cfgs)[k:] + list(cfgs)[:k]:
+                k = (r + i) % len(order)
+                for j, c in enumerate(order[k:] + order[:k]):
                     done += 1
                     sys.stderr.write("\r%s: run %d/%d (%s, %s)%s" % (os.path.basename(py), done, total, w, c,
                                                                     " " * 20))
                     sys.stderr.flush()
                     # Start-up takes 20 ms: its goal (3%) needs more samples than a workload.
-                    for _ in range(STARTUP_SAMPLES if w == "startup" else 1):
-                        m = pyhuge.measure(command(py, w), cfgs[c])
-                        if m["exit"] != 0:
-                            m["failed"] = True
+                    for n in range(STARTUP_SAMPLES if w == "startup" else 1):
+                        if paired:
+                            m, base = measure_beside(command(py, w), cfgs["stock"], cfgs[c],
+                                                     cpus[(r + i + j + n) % len(cpus)])
+                            base["failed"] = base["exit"] != 0
+                            raw[w]["stock"].append(base)
+                        else:
+                            m = pyhuge.measure(command(py, w), cfgs[c])
+                        m["failed"] = m["exit"] != 0 or m.get("beside_exit", 0) != 0
                         raw[w][c].append(m)
         after_round(raw, r + 1)
     sys.stderr.write("\r" + " " * 80 + "\r")
@@ -185,19 +231,34 @@ def run_suite(py, names, cfgs, runs, pool_pages, lock, after_round=lambda raw, r
 
 
 KEYS = ["wall_s", "user_s", "sys_s", "minor_faults", "peak_mem_mib", "pool_pages", "peak_thp_mib"]
+# Kept from the stock run beside each run of a paired suite.
+PAIRED_KEYS = ["exit", "wall_s", "user_s", "sys_s", "minor_faults", "peak_mem_mib"]
+
+
+def run_ratios(runs, k):
+    """A paired run's ratios to the stock run beside it (none where there was none)."""
+    return [r[k] / r["beside_" + k] for r in runs if r.get("beside_" + k)]
 
 
 def summarize(raw):
+    """Per workload and configuration: median, fastest and slowest of each
+    figure, and its ratio to stock: the ratio of the medians, or in a paired
+    run the median of each run's ratio to the stock run beside it (with
+    their range, ratio_min and ratio_max)."""
     out = {}
     for w, per in raw.items():
         out[w] = {}
-        stock = per["stock"]
+        stock = [r for r in per["stock"] if not r.get("failed")]
         for c, runs in per.items():
             ok = [r for r in runs if not r.get("failed")]
             s = {"failed_runs": len(runs) - len(ok)}
             for k in KEYS:
                 vals = [r[k] for r in ok] or [float("nan")]
                 s[k] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+                paired = run_ratios(ok, k) if c != "stock" else []
+                if paired:
+                    s[k].update(ratio=statistics.median(paired), ratio_min=min(paired), ratio_max=max(paired))
+                    continue
                 base = statistics.median([r[k] for r in stock]) if stock else 0
                 s[k]["ratio"] = s[k]["median"] / base if base else None
             out[w][c] = s
@@ -219,6 +280,11 @@ def geomean_interval(raw, cfg, n=2000, seed=1):
     """95% bootstrap interval of the geometric mean of wall-time ratios:
     each program's runs, stock's and cfg's, resampled with replacement."""
     rng = random.Random(seed)
+    paired = [run_ratios([r for r in runs[cfg] if not r.get("failed")], "wall_s") for runs in raw.values()]
+    if all(paired):  # each run's ratio to the stock run beside it, resampled
+        means = sorted(geomean([statistics.median(rng.choices(p, k=len(p))) for p in paired])
+                       for _ in range(n))
+        return means[int(0.025 * n)], means[int(0.975 * n) - 1]
     per = [([r["wall_s"] for r in runs["stock"] if not r.get("failed")],
             [r["wall_s"] for r in runs[cfg] if not r.get("failed")]) for runs in raw.values()]
     per = [(a, b) for a, b in per if a and b]
@@ -302,10 +368,17 @@ def apps_markdown(py, summary, cfgs, raw):
         if s["failed_runs"]:
             return "failed x%d" % s["failed_runs"]
         w = s["wall_s"]
+        if "ratio_min" in w:
+            return "%.3f (%.2f-%.2f)" % (w["ratio"], w["ratio_min"], w["ratio_max"])
         return "%.3f (%.2f-%.2f)" % (w["ratio"], w["min"] / base, w["max"] / base)
+    paired = any("ratio_min" in per[c]["wall_s"] for per in summary.values() for c in others)
+    how = ("Wall time: each run beside a stock run started with it on the other CPU; the median of "
+           "the runs' ratios to the stock run beside them (lower is better), in brackets the lowest "
+           "and highest." if paired else
+           "Wall time, median ratio to stock's median (lower is better); in brackets the fastest and "
+           "slowest run over stock's median.")
     lines = ["### %s" % py, "",
-             "Wall time, median ratio to stock's median (lower is better); in brackets the fastest and "
-             "slowest run over stock's median. `stock-2` is stock again: its column is the noise.", "",
+             how + " `stock-2` is stock again: its column is the noise.", "",
              "| program | stock wall (s) [range] | %s |" % " | ".join(others), "|---|---|" + "---|" * len(others)]
     for w, per in summary.items():
         st = per["stock"]["wall_s"]
@@ -430,6 +503,9 @@ def main():
     ap.add_argument("--lock", default="/tmp/pyhuge-pool.lock",
                     help="flock held for each round, while the pool is resized and used ('' for none)")
     ap.add_argument("--lib", default=None)
+    ap.add_argument("--paired", action="store_true",
+                    help="run each configuration at once beside a stock run, one on each CPU: "
+                         "ratios that the host's changing speed does not move (needs 2 CPUs)")
     ap.add_argument("--warm-memory", action="store_true",
                     help="touch all free memory once first (VMs with free page reporting)")
     ap.add_argument("--report", metavar="JSON", help="only redraw NAME.md and NAME.png from a NAME.json")
@@ -441,6 +517,8 @@ def main():
             results = json.load(f)
         print(render(results, a.out, a.name or os.path.basename(a.report).rsplit(".", 1)[0]))
         return 0
+    if a.paired and len(os.sched_getaffinity(0)) < 2:
+        ap.error("--paired needs two CPUs, one for each run of a pair")
     lib, _ = pyhuge.find_lib(a.lib)
     if not lib:
         ap.error("no libpyhuge.so: build first")
@@ -469,12 +547,12 @@ def main():
             results[py] = {"suite": a.suite, "configs": list(cfgs), "runs": rounds, "summary": summarize(raw),
                            "raw": raw, "seconds": time.time() - t0, "date": time.strftime("%Y-%m-%d"),
                            "kernel": os.uname()[2], "lib": lib,
-                           "command": " ".join(["bench/bench.py"] + sys.argv[1:]),
+                           "command": " ".join(["bench/bench.py"] + sys.argv[1:]), "paired": a.paired,
                            "env": {c: {k: v for k, v in e.items() if k in ENV_KEYS or k.startswith("PYHUGE")}
                                    for c, e in cfgs.items()}}
             with open(os.path.join(a.out, name + ".json"), "w") as f:
                 json.dump(results, f, indent=1)
-        run_suite(py, names, cfgs, a.runs, a.pool, a.lock, record)
+        run_suite(py, names, cfgs, a.runs, a.pool, a.lock, a.paired, record)
     print(render(results, a.out, name))
     print("wrote %s/%s.md, %s.json, %s.png" % (a.out, name, name, name))
     return 0
