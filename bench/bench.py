@@ -296,8 +296,10 @@ def geomean_interval(raw, cfg, n=2000, seed=1):
 
 
 def markdown(py, summary, cfgs):
+    paired = any("ratio_min" in per[c]["wall_s"] for per in summary.values() for c in cfgs if c != "stock")
     lines = ["### %s" % py, "",
-             "Wall time, median ratio to stock (lower is better); in brackets: system time ratio.", "",
+             "Wall time, median ratio to stock%s (lower is better); in brackets: system time ratio." % (
+                 " (of each run to the stock run beside it)" if paired else ""), "",
              "| workload | " + " | ".join(c for c in cfgs if c != "stock") + " | stock wall (s) |",
              "|---|" + "---|" * (len(cfgs) - 1) + "---|"]
     for w, per in summary.items():
