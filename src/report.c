@@ -35,10 +35,8 @@ void report_sync(void)
     shim.st.pages_peak = t->peak[BACK_HUGETLB];
     shim.st.pages_thp = t->held[BACK_THP];
     shim.st.pages_thp_peak = t->peak[BACK_THP];
-    uint64_t cached = 0; /* hugetlb pages only: the stats line counts them among huge pages */
-    for (int32_t i = t->cache_head; i >= 0; i = t->pages[i].next)
-        cached += page_backing(&t->pages[i]) == BACK_HUGETLB;
-    shim.st.pages_cached = cached;
+    /* hugetlb pages only: the stats line counts them among huge pages */
+    shim.st.pages_cached = table_cached_on(t, BACK_HUGETLB);
     if (shim.page)
         shim.page->stats = shim.st;
 }

@@ -264,6 +264,16 @@ enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t
     return RELEASE_UNMAP_PAGE;
 }
 
+uint32_t table_cached_on(const struct table *t, enum backing b)
+{
+    uint32_t n = 0;
+    if (!t->pages)
+        return 0; /* never initialised: its list heads are zeroes, not -1 */
+    for (int32_t i = t->cache_head; i >= 0; i = t->pages[i].next)
+        n += page_backing(&t->pages[i]) == b;
+    return n;
+}
+
 int32_t table_evict_cached(struct table *t, bool only, enum backing b)
 {
     int32_t idx = t->cache_head;

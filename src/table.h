@@ -145,6 +145,10 @@ enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t
  * order. */
 void table_give_to_kernel(struct table *t, uint32_t idx);
 
+/* Cached pages backed by b. Safe on a table never initialised (a process
+ * that made no arena: zero). */
+uint32_t table_cached_on(const struct table *t, enum backing b);
+
 /* Releases one cached page: returns its index (now FREE; the caller unmaps
  * it) or -1 when the cache is empty. Only pages backed by b when
  * `only` is true. */

@@ -170,6 +170,25 @@ Test(preload, max_pages_caps_one_process, .init = pool_16)
     cr_expect_eq(field(r.out, "stats", 0, "peak"), 1);
 }
 
+/* Most processes that load the shim never make an arena: a shell script, a
+ * make, a `timeout` that a Python program starts inherits LD_PRELOAD. They
+ * fork as without it (the fork handlers once read a side table that was
+ * never made, and every such fork crashed the parent). */
+Test(preload, a_process_without_arenas_forks_as_without_the_shim, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("fork", "direct", MiB, "fork", "stats");
+    cr_expect_eq(field(r.out, "stats", 0, "huge"), 0, "%s", r.out);
+    char *off[] = {PRELOAD, "PYHUGE=off", NULL};
+    char *argv[] = {ARENAS_BIN, "fork", NULL};
+    run(&r, off, argv);
+    cr_expect_eq(r.status, 0, "PYHUGE=off: exited %d\n%s", r.status, r.err);
+    char *sh[] = {"/bin/bash", "-c", "/bin/true; echo forked", NULL};
+    run(&r, env, sh);
+    cr_expect_eq(r.status, 0, "bash: exited %d\n%s", r.status, r.err);
+    cr_expect(strstr(r.out, "forked") != NULL, "%s", r.out);
+}
+
 Test(preload, pyhuge_off_passes_everything_through, .init = pool_16)
 {
     char *env[] = {PRELOAD, "PYHUGE=off", NULL};
