@@ -320,13 +320,17 @@ int64_t os_vm_size(void)
     return kib < 0 ? kib : kib * 1024;
 }
 
-uint64_t os_as_limit(void)
+static uint64_t soft_limit(int resource)
 {
     struct rlimit lim;
-    if (SYS6(SYS_prlimit64, 0, RLIMIT_AS, NULL, &lim, 0, 0) != 0 || lim.rlim_cur == RLIM_INFINITY)
+    if (SYS6(SYS_prlimit64, 0, resource, NULL, &lim, 0, 0) != 0 || lim.rlim_cur == RLIM_INFINITY)
         return UINT64_MAX;
     return lim.rlim_cur;
 }
+
+uint64_t os_as_limit(void) { return soft_limit(RLIMIT_AS); }
+
+uint64_t os_fsize_limit(void) { return soft_limit(RLIMIT_FSIZE); }
 
 void os_block_signals(sigset_t *old)
 {

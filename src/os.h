@@ -105,8 +105,10 @@ int os_thread_count(void);
 /* VmSize, the address space RLIMIT_AS counts, in bytes (/proc/self/status),
  * or -errno. */
 int64_t os_vm_size(void);
-/* RLIMIT_AS's soft limit in bytes: UINT64_MAX for none (or unknown). */
+/* RLIMIT_AS's and RLIMIT_FSIZE's soft limits in bytes: UINT64_MAX for none
+ * (or unknown). */
 uint64_t os_as_limit(void);
+uint64_t os_fsize_limit(void);
 
 /* Blocks every signal this thread can block, saving the old mask in *old;
  * os_restore_signals puts it back. */

@@ -115,8 +115,12 @@ int32_t range_claim_page(void)
 void range_release_page(uint32_t idx)
 {
     uintptr_t pa = table_page_addr(&shim.table, idx);
-    /* MAP_FIXED over our own page: replaced in one step, never a hole. */
-    if (os_reserve(pa, TABLE_PAGE_SIZE) != 0) {
+    /* MAP_FIXED over our own page: replaced in one step, never a hole.
+     * Under a finite RLIMIT_AS, where reserved address space counts as if
+     * used, the page goes back to the kernel instead, as a freed arena
+     * does without the shim (the range grows again when it must, into
+     * such holes too). */
+    if (os_as_limit() != UINT64_MAX || os_reserve(pa, TABLE_PAGE_SIZE) != 0) {
         os_munmap((void *)pa, TABLE_PAGE_SIZE);
         table_give_to_kernel(&shim.table, idx);
     }
@@ -200,6 +204,10 @@ static int transfer_live(uint32_t idx, int fd, bool out)
 
 int range_move_through_file(uint32_t idx, bool thp)
 {
+    /* A write past RLIMIT_FSIZE, even to a memfd, fails with EFBIG and
+     * raises SIGXFSZ, which kills a process that does not ignore it. */
+    if (os_fsize_limit() < TABLE_PAGE_SIZE)
+        return -EFBIG;
     int fd = os_memfd("pyhuge-move");
     if (fd < 0)
         return fd;
@@ -552,11 +560,12 @@ int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flag
     uint32_t idx;
     int e = 0;
     /* old_len 0 duplicates a shared mapping: never an arena of ours. An
-     * old range outside ours must be mapped, or the kernel refuses (EFAULT)
-     * before it touches the new one. */
+     * old range outside ours must start in a mapping, or the kernel
+     * refuses (EFAULT) before it touches the new one; past its first page
+     * it may have holes (6.17+ moves several mappings at once). */
     if (olen && table_lookup(&shim.table, a, &idx))
         e = prepare_old_range(idx, a, olen);
-    else if (!os_is_mapped(a, olen ? olen : OS_PAGE_SIZE))
+    else if (!os_is_mapped(a, OS_PAGE_SIZE))
         e = -EFAULT;
     if (!e && fixed && range_overlaps(new_addr, nlen))
         e = prepare_locked(n, n + nlen, HOOK_SKIPS_GAPS);

@@ -8,9 +8,11 @@ what it would get without the shim.
   limits.py asblob MIB LIMIT_MIB  RLIMIT_AS set to LIMIT_MIB, MIB of small
                                    objects, then the largest bytes object
                                    that can still be had
+  limits.py asfreed MIB LIMIT_MIB the same with the small objects freed first
 
 Prints 'built mib=N' or 'memoryerror after mib=N', then (asblob)
 'largest mib=N', then 'done'."""
+import gc
 import resource
 import sys
 
@@ -41,7 +43,10 @@ def main():
         n = len(heap)
         heap = None
         print("memoryerror after mib=%d" % n)
-    if which == "asblob":
+    if which == "asfreed":
+        heap = None
+        gc.collect()
+    if which in ("asblob", "asfreed"):
         print("largest mib=%d" % largest_blob_mib(), flush=True)
     print("done")
 

@@ -34,6 +34,7 @@
  *   free-all          munmap of every live arena, counting failures
  *   limit as|data     RLIMIT_AS (RLIMIT_DATA) down to what is mapped (counted)
  *                     now: not one more page
+ *   limit fsize       RLIMIT_FSIZE down to 256 KiB (SIGXFSZ left at its default)
  *   forkstorm N       N rounds of a 2 MiB arena, fork, wait, free, while a
  *                     timer's signal handler forks too (it may land inside
  *                     fork, or inside the shim)
@@ -450,11 +451,15 @@ int main(int argc, char **argv)
             }
             printf("free-all freed=%d failed=%d\n", freed, failed);
         } else if (!strcmp(cmd, "limit")) {
-            int as = !strcmp(argv[++k], "as");
-            long kb = proc_field("/proc/self/status", as ? "VmSize" : "VmData");
+            const char *which = argv[++k];
+            int resource = !strcmp(which, "as") ? RLIMIT_AS : !strcmp(which, "data") ? RLIMIT_DATA
+                                                                                   : RLIMIT_FSIZE;
+            long kb = resource == RLIMIT_FSIZE ? 256
+                                               : proc_field("/proc/self/status",
+                                                            resource == RLIMIT_AS ? "VmSize" : "VmData");
             struct rlimit rl = {(rlim_t)kb << 10, RLIM_INFINITY};
-            int rc = setrlimit(as ? RLIMIT_AS : RLIMIT_DATA, &rl);
-            printf("limit %s kb=%ld rc=%d\n", as ? "as" : "data", kb, rc);
+            int rc = setrlimit(resource, &rl);
+            printf("limit %s kb=%ld rc=%d\n", which, kb, rc);
         } else if (!strcmp(cmd, "forkstorm")) {
             forkstorm(atoi(argv[++k]));
         } else if (!strcmp(cmd, "pool")) {
