@@ -88,7 +88,12 @@ static int move_through_free_page(uint32_t idx)
     intptr_t r = os_mmap((void *)fa, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
                          MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (os_failed(r)) {
-        table_put_free(&shim.table, (uint32_t)f);
+        /* Kernels before 6.12 unmap first and may then fail: a hole that
+         * another mapping could take is no FREE page of ours. */
+        if (os_is_mapped(fa, TABLE_PAGE_SIZE))
+            table_put_free(&shim.table, (uint32_t)f);
+        else
+            table_give_to_kernel(&shim.table, (uint32_t)f);
         return (int)r;
     }
     range_copy_live_from(idx, pa, fa);

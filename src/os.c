@@ -64,7 +64,9 @@ intptr_t os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, vo
  * certain refusal, for a process without CAP_IPC_LOCK. */
 int os_probe_mlock(const void *addr, size_t len, unsigned int flags)
 {
-    int e = (int)SYS3(SYS_mlock2, addr, 0, flags);
+    /* Aligned down: the kernel rounds len 0 at an unaligned address up to
+     * one page, and would lock it. */
+    int e = (int)SYS3(SYS_mlock2, (uintptr_t)addr & ~(uintptr_t)(OS_PAGE_SIZE - 1), 0, flags);
     if (e)
         return e;
     struct rlimit lim;

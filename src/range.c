@@ -60,24 +60,29 @@ bool range_init(void)
     return true;
 }
 
-static uint32_t step_under_limit(uint32_t step)
+/* How many pages of address space the range may hold unused: no bound
+ * without RLIMIT_AS; under it, a sixteenth of the room left (at least
+ * RANGE_TIGHT_STEP pages). */
+static uint64_t unused_allowance(void)
 {
     uint64_t limit = os_as_limit();
     if (limit == UINT64_MAX)
-        return step;
+        return UINT64_MAX;
     int64_t vm = os_vm_size(); /* unknown (no descriptor left): no room */
     uint64_t room = vm >= 0 && (uint64_t)vm < limit ? limit - (uint64_t)vm : 0;
-    uint64_t cap = (room / 16) >> TABLE_PAGE_SHIFT;
-    if (cap < RANGE_TIGHT_STEP)
-        cap = RANGE_TIGHT_STEP;
-    return step < cap ? step : (uint32_t)cap;
+    uint64_t pages = (room / 16) >> TABLE_PAGE_SHIFT;
+    return pages > RANGE_TIGHT_STEP ? pages : RANGE_TIGHT_STEP;
 }
 
 static bool range_grow(void)
 {
     struct table *t = &shim.table;
+    if (shim.range_full)
+        return false;
     uint32_t step = t->npages / 4 > RANGE_MIN_STEP ? t->npages / 4 : RANGE_MIN_STEP;
-    step = step_under_limit(step);
+    uint64_t allowed = unused_allowance();
+    if (step > allowed)
+        step = (uint32_t)allowed;
     if (step > t->max_pages - t->npages)
         step = t->max_pages - t->npages;
     int err = 0;
@@ -90,6 +95,7 @@ static bool range_grow(void)
         }
         if (!table_add_extent(t, (uintptr_t)r, step)) {
             os_munmap((void *)r, bytes);
+            shim.range_full = true; /* for good: not tried again at each new arena */
             log_info("the shim's range is full (%u extents, %u pages)", t->nextents, t->npages);
             return false;
         }
@@ -117,10 +123,10 @@ void range_release_page(uint32_t idx)
     uintptr_t pa = table_page_addr(&shim.table, idx);
     /* MAP_FIXED over our own page: replaced in one step, never a hole.
      * Under a finite RLIMIT_AS, where reserved address space counts as if
-     * used, the page goes back to the kernel instead, as a freed arena
-     * does without the shim (the range grows again when it must, into
-     * such holes too). */
-    if (os_as_limit() != UINT64_MAX || os_reserve(pa, TABLE_PAGE_SIZE) != 0) {
+     * used, a page past the unused allowance goes back to the kernel
+     * instead, as a freed arena does without the shim (the range grows
+     * again when it must, into such holes too). */
+    if (table_free_pages(&shim.table) > unused_allowance() || os_reserve(pa, TABLE_PAGE_SIZE) != 0) {
         os_munmap((void *)pa, TABLE_PAGE_SIZE);
         table_give_to_kernel(&shim.table, idx);
     }
@@ -174,7 +180,7 @@ int range_replace_in_place(uint32_t idx, bool thp)
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (os_failed(r) && !os_is_mapped(pa, TABLE_PAGE_SIZE)) {
         log_fatal("the kernel unmapped huge page %u and mapped nothing in its place (errno %d): "
-                  "the memory of the arenas there is lost: aborting", idx, (int)-r);
+                  "its arenas cannot be put back: aborting", idx, (int)-r);
         os_abort();
     }
     if (os_failed(r))
@@ -212,6 +218,9 @@ int range_move_through_file(uint32_t idx, bool thp)
     if (fd < 0)
         return fd;
     int e = transfer_live(idx, fd, true);
+    /* No signal handler may run while the page holds nothing. */
+    sigset_t saved;
+    os_block_signals(&saved);
     if (e == 0)
         e = range_replace_in_place(idx, thp);
     if (e == 0) {
@@ -223,6 +232,7 @@ int range_move_through_file(uint32_t idx, bool thp)
         }
         log_debug("huge page %u moved to ordinary memory through a file (no room for a copy)", idx);
     }
+    os_restore_signals(&saved);
     os_close(fd);
     return e;
 }
@@ -520,11 +530,16 @@ int range_prepare_map(void *addr, size_t len, int prot, int flags, int fd, off_t
     return range_prepare(addr, len, HOOK_SKIPS_GAPS);
 }
 
-/* The old range of an mremap that starts in page idx: an arena of ours (the
- * page goes to the kernel, which then moves or resizes it), the kernel's
- * (nothing to do), or memory that is no mapping at all in the plain world
- * (unmapped, or running off the end of its arena: EFAULT). */
-static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen)
+/* The old range of an mremap that starts in page idx: memory that is no
+ * mapping in the plain world (a FREE page, a free slot: EFAULT), an arena
+ * of ours, or the kernel's. old_len 0 asks to duplicate a shared mapping:
+ * an arena is private (EINVAL). An old range inside its arena: the page
+ * goes to the kernel, which then moves or resizes it. One that runs past
+ * its arena: kernels since 6.17 move it, holes and all, when it moves as
+ * it is (MREMAP_FIXED, same length), so every page of ours it covers
+ * becomes plain memory first; any other call on it the kernel refuses
+ * (EFAULT: more than one mapping). */
+static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, bool moves_as_is)
 {
     const struct page *p = &shim.table.pages[idx];
     if (idx >= shim.table.used || p->state == PAGE_FREE)
@@ -533,9 +548,13 @@ static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen)
         return 0;
     uintptr_t slot_lo = a & ~(((uintptr_t)1 << p->shift) - 1);
     unsigned slot = (unsigned)((slot_lo - table_page_addr(&shim.table, idx)) >> p->shift);
-    if (!(p->live & (1u << slot)) || olen > slot_lo + ((size_t)1 << p->shift) - a)
+    if (!(p->live & (1u << slot)))
         return -EFAULT;
-    return range_give_to_kernel(idx);
+    if (olen == 0)
+        return -EINVAL;
+    if (olen <= slot_lo + ((size_t)1 << p->shift) - a)
+        return range_give_to_kernel(idx);
+    return moves_as_is ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EFAULT;
 }
 
 int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr)
@@ -559,14 +578,17 @@ int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flag
     shim_lock();
     uint32_t idx;
     int e = 0;
-    /* old_len 0 duplicates a shared mapping: never an arena of ours. An
-     * old range outside ours must start in a mapping, or the kernel
+    /* An old range outside ours must start in a mapping, or the kernel
      * refuses (EFAULT) before it touches the new one; past its first page
-     * it may have holes (6.17+ moves several mappings at once). */
-    if (olen && table_lookup(&shim.table, a, &idx))
-        e = prepare_old_range(idx, a, olen);
+     * it may have holes and reach into our range (6.17+ moves several
+     * mappings at once), whose pages then become plain memory first. */
+    bool moves_as_is = fixed && olen == nlen;
+    if (table_lookup(&shim.table, a, &idx))
+        e = prepare_old_range(idx, a, olen, moves_as_is);
     else if (!os_is_mapped(a, OS_PAGE_SIZE))
         e = -EFAULT;
+    else if (olen && range_overlaps(old_addr, olen))
+        e = moves_as_is ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EFAULT;
     if (!e && fixed && range_overlaps(new_addr, nlen))
         e = prepare_locked(n, n + nlen, HOOK_SKIPS_GAPS);
     report_sync();

@@ -83,9 +83,9 @@ int range_move_over(uint32_t idx, uintptr_t from);
 int range_replace_in_place(uint32_t idx, bool thp);
 
 /* The same with page idx's arenas kept, written to a memfd and read back
- * (no address space needed: only a descriptor). The page holds no data in
- * between: only for a process with one thread, signals blocked or not in
- * a handler that reads arenas. 0, or -errno with the page unchanged. */
+ * (no address space needed: only a descriptor, and RLIMIT_FSIZE of 2 MiB
+ * at least). The page holds no data in between, with signals blocked: only
+ * for a process with one thread. 0, or -errno with the page unchanged. */
 int range_move_through_file(uint32_t idx, bool thp);
 
 /* Makes page idx plain memory (its arenas copied to ordinary pages in

@@ -32,6 +32,7 @@ struct shim_state {
     pthread_mutex_t lock;
     struct table table;   /* its extents are also read lock-free (range_overlaps) */
     bool range_tried;     /* the side table was mapped, or could not be */
+    bool range_full;      /* the side table has no room for another extent */
     bool populate_unsupported;
     bool thp_usable;      /* the kernel's THP setting is not [never] */
     struct backoff hugetlb_wait; /* after the pool refused a page */

@@ -34,6 +34,7 @@ static void list_push(struct table *t, uint32_t idx, enum page_list which)
     if (*head >= 0)
         t->pages[*head].prev = (int32_t)idx;
     *head = (int32_t)idx;
+    t->free_listed += which == LIST_FREE;
 }
 
 static void list_remove(struct table *t, uint32_t idx)
@@ -48,6 +49,7 @@ static void list_remove(struct table *t, uint32_t idx)
         *head = p->next;
     if (p->next >= 0)
         t->pages[p->next].prev = p->prev;
+    t->free_listed -= p->list == LIST_FREE;
     p->prev = p->next = -1;
     p->list = LIST_NONE;
 }

@@ -81,6 +81,7 @@ struct table {
     uint32_t cache_max;
     uint64_t live[BACKINGS]; /* live arenas in serving pages */
     int32_t free_head;       /* FREE pages below `used` */
+    uint32_t free_listed;    /* how many of them */
     int32_t cache_head;
     int32_t partial[TABLE_CLASSES];
     struct page *pages;
@@ -144,6 +145,12 @@ enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t
  * on the free list, so the untouched part of the range is handed out in
  * order. */
 void table_give_to_kernel(struct table *t, uint32_t idx);
+
+/* FREE pages: address space of the range that no arena uses. */
+static inline uint32_t table_free_pages(const struct table *t)
+{
+    return t->npages - t->used + t->free_listed;
+}
 
 /* Cached pages backed by b. Safe on a table never initialised (a process
  * that made no arena: zero). */

@@ -316,3 +316,21 @@ Test(side_table, a_table_never_initialised_has_nothing_cached)
     cr_expect_eq(table_cached_on(&none, BACK_HUGETLB), 0);
     cr_expect_eq(table_cached_on(&none, BACK_THP), 0);
 }
+
+/* The free pages a range holds (what RLIMIT_AS counts beside the arenas):
+ * untouched ones and those released, not pages serving arenas or given to
+ * the kernel. */
+Test(side_table, counts_its_free_pages)
+{
+    cr_expect_eq(table_free_pages(&t), NPAGES);
+    bool z;
+    uintptr_t a = take(1, &z), b = take(1, &z), c = take(2, &z);
+    cr_expect_eq(table_free_pages(&t), NPAGES - 2, "two 1 MiB arenas share a page, one takes a page");
+    uint32_t idx;
+    cr_expect_eq(table_release(&t, a, MiB, &idx), RELEASE_KEPT);
+    cr_expect_eq(table_release(&t, b, MiB, &idx), RELEASE_UNMAP_PAGE);
+    cr_expect_eq(table_free_pages(&t), NPAGES - 1);
+    table_give_to_kernel(&t, idx);
+    cr_expect_eq(table_free_pages(&t), NPAGES - 2, "a page given to the kernel is no free page");
+    (void)c;
+}
