@@ -75,6 +75,19 @@ Test(limits, rlimit_as_reached_is_a_memory_error_as_without_the_shim)
     cr_expect_gt(field(shim.err, "pyhuge [", 0, "space"), 0, "said as address space: %s", shim.err);
 }
 
+/* limits.py MODE MIB 600 under both: the largest block the shim leaves
+ * room for is at most stock's less a `part` of it and 8 MiB. */
+static void largest_block_near_stock(char *mode, char *mib, long part)
+{
+    pool_require(200);
+    both(mode, mib, "600");
+    long at_stock = field(stock.out, "largest", 0, "mib"), at_shim = field(shim.out, "largest", 0, "mib");
+    cr_assert_gt(at_stock, 100, "stock: %s", stock.out);
+    cr_expect_geq(at_shim, at_stock - at_stock / part - 8, "%s: the largest block %ld MiB under the "
+                  "shim, %ld MiB without:\n%s", mode, at_shim, at_stock, shim.err);
+    cr_expect_gt(field(shim.err, "pyhuge [", 0, "huge"), 100, "arenas on huge pages: %s", shim.err);
+}
+
 /* Address space the shim holds ahead for arenas counts against RLIMIT_AS
  * as if used: under a limit it holds at most a sixteenth of the room left
  * (or 8 MiB), so that one large block (a bytes object, a NumPy array) finds
@@ -82,13 +95,7 @@ Test(limits, rlimit_as_reached_is_a_memory_error_as_without_the_shim)
  * held ahead left 33 MiB less of 211. */
 Test(limits, rlimit_as_leaves_a_large_block_its_room)
 {
-    pool_require(200);
-    both("asblob", "230", "600");
-    long at_stock = field(stock.out, "largest", 0, "mib"), at_shim = field(shim.out, "largest", 0, "mib");
-    cr_assert_gt(at_stock, 100, "stock: %s", stock.out);
-    cr_expect_geq(at_shim, at_stock - at_stock / 16 - 8, "the largest block: %ld MiB under the shim, "
-                  "%ld MiB without:\n%s", at_shim, at_stock, shim.err);
-    cr_expect_gt(field(shim.err, "pyhuge [", 0, "huge"), 100, "arenas on huge pages: %s", shim.err);
+    largest_block_near_stock("asblob", "230", 16);
 }
 
 /* A heap that shrinks gives its address space back under RLIMIT_AS, as
@@ -97,13 +104,7 @@ Test(limits, rlimit_as_leaves_a_large_block_its_room)
  * 485 MiB of 577 from this program). */
 Test(limits, rlimit_as_room_comes_back_when_the_heap_shrinks)
 {
-    pool_require(200);
-    both("asfreed", "300", "600");
-    long at_stock = field(stock.out, "largest", 0, "mib"), at_shim = field(shim.out, "largest", 0, "mib");
-    cr_assert_gt(at_stock, 300, "stock: %s", stock.out);
-    cr_expect_geq(at_shim, at_stock - at_stock / 10 - 8, "the largest block after the heap was "
-                  "freed: %ld MiB under the shim, %ld MiB without:\n%s", at_shim, at_stock, shim.err);
-    cr_expect_gt(field(shim.err, "pyhuge [", 0, "huge"), 100, "arenas on huge pages: %s", shim.err);
+    largest_block_near_stock("asfreed", "300", 10);
 }
 
 /* Huge pages are private mappings, which RLIMIT_DATA counts: a limit set
