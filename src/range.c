@@ -530,15 +530,34 @@ int range_prepare_map(void *addr, size_t len, int prot, int flags, int fd, off_t
     return range_prepare(addr, len, HOOK_SKIPS_GAPS);
 }
 
+/* True when every slot that [a, a + len) touches is a live arena of ours:
+ * in the plain world, arenas side by side, one mapping. */
+static bool all_live_arenas(uintptr_t a, size_t len)
+{
+    for (uintptr_t at = a; at - a < len;) {
+        uint32_t idx;
+        if (!table_lookup(&shim.table, at, &idx) || idx >= shim.table.used)
+            return false;
+        const struct page *p = &shim.table.pages[idx];
+        if (!page_serves(p))
+            return false;
+        uintptr_t slot_lo = at & ~(((uintptr_t)1 << p->shift) - 1);
+        if (!(p->live & (1u << ((slot_lo - table_page_addr(&shim.table, idx)) >> p->shift))))
+            return false;
+        at = slot_lo + ((uintptr_t)1 << p->shift);
+    }
+    return true;
+}
+
 /* The old range of an mremap that starts in page idx: memory that is no
  * mapping in the plain world (a FREE page, a free slot: EFAULT), an arena
  * of ours, or the kernel's. old_len 0 asks to duplicate a shared mapping:
  * an arena is private (EINVAL). An old range inside its arena: the page
  * goes to the kernel, which then moves or resizes it. One that runs past
- * its arena: kernels since 6.17 move it, holes and all, when it moves as
- * it is (MREMAP_FIXED, same length), so every page of ours it covers
- * becomes plain memory first; any other call on it the kernel refuses
- * (EFAULT: more than one mapping). */
+ * its arena into the next ones, or that moves as it is (MREMAP_FIXED, same
+ * length: kernels since 6.17 move a range with holes in it): every page of
+ * ours it covers becomes plain memory first, and the kernel answers. Any
+ * other call on it the kernel refuses (EFAULT: more than one mapping). */
 static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, bool moves_as_is)
 {
     const struct page *p = &shim.table.pages[idx];
@@ -554,7 +573,8 @@ static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, bool moves_
         return -EINVAL;
     if (olen <= slot_lo + ((size_t)1 << p->shift) - a)
         return range_give_to_kernel(idx);
-    return moves_as_is ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EFAULT;
+    return moves_as_is || all_live_arenas(a, olen) ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS)
+                                                    : -EFAULT;
 }
 
 int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr)

@@ -11,6 +11,7 @@
  *   direct SIZE       a same-shaped mmap from this program
  *   munmap|mprotect|madvise|mlock I OFF LEN   on part of arena I
  *   mremap I LEN      moves/resizes arena I (MREMAP_MAYMOVE)
+ *   mremap-pair LEN   arenas 0 and 1, when side by side, resized as one
  *   raw-munmap ADDR LEN, raw-mprotect ADDR LEN   bad input straight through
  *   stats             the shim's counters, through its public API
  *   pool              HugePages_Free and HugePages_Rsvd
@@ -367,6 +368,22 @@ int main(int argc, char **argv)
             arenas[i].size = len;
             memset(p, pattern(i), len);
             printf("mremap rc=0 addr=%p content_kept=%d\n", p, ok);
+        } else if (!strcmp(cmd, "mremap-pair")) {
+            /* Arenas 0 and 1, side by side, resized as one to LEN. */
+            size_t len = strtoul(argv[++k], NULL, 0), size = arenas[0].size;
+            int lo = arenas[0].p < arenas[1].p ? 0 : 1, hi = 1 - lo;
+            if (arenas[lo].p + size != arenas[hi].p || arenas[hi].size != size) {
+                printf("mremap-pair adjacent=0\n");
+                continue;
+            }
+            unsigned char *p = mremap(arenas[lo].p, 2 * size, len, MREMAP_MAYMOVE);
+            if (p == MAP_FAILED) {
+                print_result("mremap-pair", -1);
+                continue;
+            }
+            int ok = all_bytes(p, size, pattern(lo)) && all_bytes(p + size, size, pattern(hi));
+            arenas[lo].p = arenas[hi].p = NULL;
+            printf("mremap-pair rc=0 content_kept=%d\n", ok);
         } else if (!strcmp(cmd, "raw-munmap") || !strcmp(cmd, "raw-mprotect")) {
             void *a = (void *)strtoul(argv[++k], NULL, 0);
             size_t len = strtoul(argv[++k], NULL, 0);
