@@ -16,7 +16,7 @@
 
 extern char **environ;
 
-struct shim_state shim = {.lock = PTHREAD_MUTEX_INITIALIZER};
+struct shim_state shim = {.lock = PTHREAD_MUTEX_INITIALIZER, .table = TABLE_EMPTY};
 __thread int in_shim __attribute__((tls_model("initial-exec")));
 
 /* ---- start-up --------------------------------------------------------------- */

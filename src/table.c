@@ -1,6 +1,7 @@
 #include "table.h"
 
 static const uint8_t class_shift[TABLE_CLASSES] = {18, 20, 21};
+_Static_assert(TABLE_CLASSES == 3, "TABLE_EMPTY sets one partial list head per class");
 
 int table_class_of(size_t size)
 {
@@ -58,14 +59,10 @@ static void list_remove(struct table *t, uint32_t idx)
 
 void table_init(struct table *t, struct page *pages, uint32_t max_pages, uint32_t cache_max)
 {
-    *t = (struct table){
-        .max_pages = max_pages,
-        .cache_max = cache_max,
-        .free_head = -1,
-        .cache_head = -1,
-        .partial = {-1, -1, -1},
-        .pages = pages,
-    };
+    *t = (struct table)TABLE_EMPTY;
+    t->max_pages = max_pages;
+    t->cache_max = cache_max;
+    t->pages = pages;
     /* Pages past `used` are read only after table_claim_free hands them out,
      * which initialises them: `pages` may be untouched zero memory. */
 }
@@ -269,8 +266,6 @@ enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t
 uint32_t table_cached_on(const struct table *t, enum backing b)
 {
     uint32_t n = 0;
-    if (!t->pages)
-        return 0; /* never initialised: its list heads are zeroes, not -1 */
     for (int32_t i = t->cache_head; i >= 0; i = t->pages[i].next)
         n += page_backing(&t->pages[i]) == b;
     return n;

@@ -87,6 +87,10 @@ struct table {
     struct page *pages;
 };
 
+/* A table with no pages and empty lists: what a table is before table_init
+ * (a process that never makes an arena keeps it so), safe to read. */
+#define TABLE_EMPTY {.free_head = -1, .cache_head = -1, .partial = {-1, -1, -1}}
+
 /* Returns the class of an arena size, or -1 for any other size. */
 int table_class_of(size_t size);
 
@@ -152,8 +156,7 @@ static inline uint32_t table_free_pages(const struct table *t)
     return t->npages - t->used + t->free_listed;
 }
 
-/* Cached pages backed by b. Safe on a table never initialised (a process
- * that made no arena: zero). */
+/* Cached pages backed by b. */
 uint32_t table_cached_on(const struct table *t, enum backing b);
 
 /* Releases one cached page: returns its index (now FREE; the caller unmaps

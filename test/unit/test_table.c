@@ -308,11 +308,11 @@ Test(extents, a_new_extent_in_old_holes_holds_its_addresses)
     cr_expect_eq(q, BASE + 16 * MiB);
 }
 
-/* A process that made no arena has a table that was never initialised:
- * the fork handlers' bookkeeping reads it as empty. */
+/* A process that made no arena has a table that was never initialised
+ * (TABLE_EMPTY): the fork handlers' bookkeeping reads it as empty. */
 Test(side_table, a_table_never_initialised_has_nothing_cached)
 {
-    struct table none = {0};
+    struct table none = TABLE_EMPTY;
     cr_expect_eq(table_cached_on(&none, BACK_HUGETLB), 0);
     cr_expect_eq(table_cached_on(&none, BACK_THP), 0);
 }
