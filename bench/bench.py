@@ -22,7 +22,7 @@ Configurations (each only where its library is installed):
 --paired runs each configuration at once beside a stock run of its own,
 one on each CPU (taskset), swapping CPUs from pair to pair, and takes each
 run's ratio to the stock run beside it: on a VM whose CPU speed swings
-(here a fixed loop took 0.23 to 0.45 s from one run to the next) both runs
+(here stock's own runs of one program differ by 20% and more) both runs
 of a pair see the same host, so the ratios are steadier than those of runs
 made minutes apart. The two share the L3 cache and memory bandwidth, which
 a process alone on a machine does not.
