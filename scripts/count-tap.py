@@ -13,7 +13,11 @@ program skipped as a whole (TAP '1..0 # SKIP', exit status 77) is one skip.
 A program that did not finish its run counts as one failure more, on top of
 the failing cases it reported: killed by a signal or a timeout, 'Bail out!',
 fewer cases than its plan announced, no TAP at all, or a non-zero exit
-status with no failing case to explain it (a sanitizer's report at exit)."""
+status with no failing case to explain it (a sanitizer's report at exit).
+
+Before the count it lists every failure, each with the diagnostic lines
+that follow it (at most DIAG_LINES), so that the tail of a long log (all a
+CI page may show) names what failed and why."""
 import json
 import re
 import sys
@@ -23,6 +27,22 @@ NOT_OK = re.compile(r"^not ok\b")
 SKIP = re.compile(r"#\s*SKIP\b", re.I)
 TODO = re.compile(r"#\s*TODO\b", re.I)
 PLAN = re.compile(r"^1\.\.(\d+)(.*)$")
+DIAG_LINES = 12
+
+
+def failures(out):
+    """[(the 'not ok' line, [its diagnostic lines])] of a TAP output."""
+    found = []
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if NOT_OK.match(line) and not TODO.search(line):
+            diag = []
+            for nxt in lines[i + 1:]:
+                if OK.match(nxt) or NOT_OK.match(nxt) or PLAN.match(nxt):
+                    break
+                diag.append(nxt)
+            found.append((line, diag))
+    return found
 
 
 def count_program(name, out, result=None, returncode=0):
@@ -81,21 +101,31 @@ def programs(path):
 
 def main(paths):
     totals = [0, 0, 0]
+    failed = []  # lines telling what failed, printed above the count
     for path in paths:
         try:
             runs = programs(path)
         except (OSError, ValueError) as e:
-            print("count-tap: no test log at %s (%s)" % (path, e), file=sys.stderr)
+            failed.append("no test log at %s (%s)" % (path, e))
             totals[1] += 1
             continue
         for name, out, result, returncode in runs:
             p, f, s, why = count_program(name, out, result, returncode)
+            for line, diag in failures(out):
+                failed.append("%s: %s" % (name, line))
+                failed += ["    " + d for d in diag[:DIAG_LINES]]
+                if len(diag) > DIAG_LINES:
+                    failed.append("    ... %d more lines (%s)" % (len(diag) - DIAG_LINES, path))
             if why:
-                print("count-tap: %s %s: counted as one more failure" % (name, why), file=sys.stderr)
+                failed.append("%s %s: counted as one more failure" % (name, why))
                 f += 1
             totals[0] += p
             totals[1] += f
             totals[2] += s
+    if failed:
+        print("count-tap: what failed:")
+        for line in failed:
+            print("  " + line)
     print("%d passed, %d failed, %d skipped" % tuple(totals))
     return 1 if totals[1] else 0
 

@@ -32,7 +32,7 @@ counts() {
 }
 
 echo "TAP version 13"
-echo "1..10"
+echo "1..11"
 log plain FAIL 1 $'TAP version 13\n1..4\nok 1 - a\nok 2 - b # SKIP no pool\nnot ok 3 - c\nok 4 - d' > "$work/plain.json"
 counts "passes, a skip and a failure" "2 passed, 1 failed, 1 skipped" "$work/plain.json"
 log criterion OK 0 $'1..2\nok - s::a  (0.01s)\nok - s::b  # SKIP cannot size the huge page pool' > "$work/criterion.json"
@@ -52,4 +52,17 @@ counts "a program skipped as a whole is one skip" "0 passed, 0 failed, 1 skipped
 printf 'TAP version 13\n1..2\nok 1 - holder kept its pages\nnot ok 2 - pool restored\n' > "$work/extra.tap"
 counts "plain TAP files add their cases" "3 passed, 2 failed, 1 skipped" "$work/plain.json" "$work/extra.tap"
 counts "a missing log is a failure" "0 passed, 1 failed, 0 skipped" "$work/nonexistent.json"
+# The tail of a CI log is all one may see: the failures, each with its
+# diagnostics, come just above the count, named by program and case.
+log listed FAIL 1 $'1..3\nok - s::a\nnot ok - s::b  (0.02s)\n  # test/x.c:12: demoted=1, want 0\nok - s::c' > "$work/listed.json"
+got=$("$python" "$src/scripts/count-tap.py" "$work/listed.json" 2>/dev/null | tail -3)
+want=$'  listed: not ok - s::b  (0.02s)\n        # test/x.c:12: demoted=1, want 0\n2 passed, 1 failed, 0 skipped'
+n=$((n + 1))
+if [ "$got" = "$want" ]; then
+    echo "ok $n - the failing case and its diagnostics come just above the count"
+else
+    fails=$((fails + 1))
+    echo "not ok $n - the failing case and its diagnostics come just above the count: got"
+    printf '%s\n' "$got" | sed 's/^/  # /'
+fi
 exit $((fails > 0))
