@@ -207,8 +207,11 @@ void run(struct run *r, char *const env[], char *const argv[])
     close(out[1]);
     slurp(out[0], r->out, sizeof r->out);
     close(out[0]);
-    int status;
-    waitpid(pid, &status, 0);
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    cr_assert_eq(got, pid, "waitpid for %s: %s", argv[0], strerror(errno));
     r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     lseek(errfd, 0, SEEK_SET);
     slurp(errfd, r->err, sizeof r->err);
