@@ -554,11 +554,15 @@ static bool all_live_arenas(uintptr_t a, size_t len)
  * of ours, or the kernel's. old_len 0 asks to duplicate a shared mapping:
  * an arena is private (EINVAL). An old range inside its arena: the page
  * goes to the kernel, which then moves or resizes it. One that runs past
- * its arena into the next ones, or that moves as it is (MREMAP_FIXED, same
- * length: kernels since 6.17 move a range with holes in it): every page of
- * ours it covers becomes plain memory first, and the kernel answers. Any
- * other call on it the kernel refuses (EFAULT: more than one mapping). */
-static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, bool moves_as_is)
+ * its arena: every page of ours it covers becomes plain memory first, and
+ * the kernel answers, when the kernel acts whatever the range covers
+ * (any_cover: a shrink unmaps the tail, holes and other mappings alike;
+ * the same length in place does nothing; MREMAP_FIXED with the same length
+ * moves a range with holes in it since 6.17), or when it runs into live
+ * arenas only (one merged mapping on plain pages). To grow across a free
+ * slot, or move one with MREMAP_DONTUNMAP, the kernel refuses (EFAULT:
+ * more than one mapping, or a hole). */
+static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, bool any_cover)
 {
     const struct page *p = &shim.table.pages[idx];
     if (idx >= shim.table.used || p->state == PAGE_FREE)
@@ -573,8 +577,8 @@ static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, bool moves_
         return -EINVAL;
     if (olen <= slot_lo + ((size_t)1 << p->shift) - a)
         return range_give_to_kernel(idx);
-    return moves_as_is || all_live_arenas(a, olen) ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS)
-                                                    : -EFAULT;
+    return any_cover || all_live_arenas(a, olen) ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS)
+                                                     : -EFAULT;
 }
 
 int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr)
@@ -599,16 +603,17 @@ int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flag
     uint32_t idx;
     int e = 0;
     /* An old range outside ours must start in a mapping, or the kernel
-     * refuses (EFAULT) before it touches the new one; past its first page
-     * it may have holes and reach into our range (6.17+ moves several
-     * mappings at once), whose pages then become plain memory first. */
-    bool moves_as_is = fixed && olen == nlen;
+     * refuses (EFAULT) before it touches anything; past its first page it
+     * may have holes and reach into our range (a shrink unmaps whatever is
+     * there; 6.17+ moves several mappings at once), whose pages then become
+     * plain memory first. */
+    bool any_cover = olen > nlen || (olen == nlen && !(flags & MREMAP_DONTUNMAP));
     if (table_lookup(&shim.table, a, &idx))
-        e = prepare_old_range(idx, a, olen, moves_as_is);
+        e = prepare_old_range(idx, a, olen, any_cover);
     else if (!os_is_mapped(a, OS_PAGE_SIZE))
         e = -EFAULT;
     else if (olen && range_overlaps(old_addr, olen))
-        e = moves_as_is ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EFAULT;
+        e = any_cover ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EFAULT;
     if (!e && fixed && range_overlaps(new_addr, nlen))
         e = prepare_locked(n, n + nlen, HOOK_SKIPS_GAPS);
     report_sync();

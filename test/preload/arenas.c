@@ -12,6 +12,10 @@
  *   munmap|mprotect|madvise|mlock I OFF LEN   on part of arena I
  *   mremap I LEN      moves/resizes arena I (MREMAP_MAYMOVE)
  *   mremap-pair LEN   arenas 0 and 1, when side by side, resized as one
+ *   mremap-shrink I LEN   shrinks (no flags) arena I to LEN from an old length
+ *                     that runs to the end of its 2 MiB page, past the arena
+ *                     when it starts the page: says whether it kept its bytes
+ *                     and whether the old range past LEN is gone
  *   raw-munmap ADDR LEN, raw-mprotect ADDR LEN   bad input straight through
  *   stats             the shim's counters, through its public API
  *   pool              HugePages_Free and HugePages_Rsvd
@@ -368,6 +372,21 @@ int main(int argc, char **argv)
             arenas[i].size = len;
             memset(p, pattern(i), len);
             printf("mremap rc=0 addr=%p content_kept=%d\n", p, ok);
+        } else if (!strcmp(cmd, "mremap-shrink")) {
+            int i = arena_arg(argv[++k]);
+            size_t len = strtoul(argv[++k], NULL, 0);
+            uintptr_t a = (uintptr_t)arenas[i].p, end = (a | 0x1fffff) + 1;
+            unsigned char vec[1];
+            void *p = mremap(arenas[i].p, end - a, len, 0);
+            if (p == MAP_FAILED) {
+                print_result("mremap-shrink", -1);
+                continue;
+            }
+            int kept = p == arenas[i].p && all_bytes(p, len, pattern(i));
+            int gone = mincore((void *)(a + len), 4096, vec) != 0 && mincore((void *)(end - 4096), 4096, vec) != 0;
+            printf("mremap-shrink rc=0 past=%d same_addr=%d content_kept=%d tail_gone=%d\n",
+                   end - a > arenas[i].size, p == arenas[i].p, kept, gone);
+            arenas[i].size = len;
         } else if (!strcmp(cmd, "mremap-pair")) {
             /* Arenas 0 and 1, side by side, resized as one to LEN. */
             size_t len = strtoul(argv[++k], NULL, 0), size = arenas[0].size;

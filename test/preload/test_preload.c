@@ -200,6 +200,21 @@ Test(preload, mremap_of_two_arenas_side_by_side_works_as_on_plain_pages, .init =
     cr_expect_eq(field(r.out, "mremap-pair", 0, "content_kept"), 1, "%s", r.out);
 }
 
+/* A shrink never refuses: the kernel unmaps the old range's tail, whatever
+ * lies there (here the page's free slot, a hole on plain pages). */
+Test(preload, mremap_shrinking_past_an_arena_works_as_on_plain_pages, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "mremap-shrink", "0", "524288", "stats");
+    cr_assert_eq(field(r.out, "arena=", 0, "huge"), 1, "%s", r.out);
+    cr_assert_eq(field(r.out, "mremap-shrink", 0, "rc"), 0, "as on plain pages:\n%s", r.out);
+    cr_expect_eq(field(r.out, "mremap-shrink", 0, "past"), 1, "the old range ran past the arena:\n%s",
+                 r.out);
+    cr_expect_eq(field(r.out, "mremap-shrink", 0, "same_addr"), 1, "%s", r.out);
+    cr_expect_eq(field(r.out, "mremap-shrink", 0, "content_kept"), 1, "%s", r.out);
+    cr_expect_eq(field(r.out, "mremap-shrink", 0, "tail_gone"), 1, "%s", r.out);
+}
+
 Test(preload, pyhuge_off_passes_everything_through, .init = pool_16)
 {
     char *env[] = {PRELOAD, "PYHUGE=off", NULL};
