@@ -210,7 +210,7 @@ static void refused(unsigned char *a)
     printf("refused mremap-to-zero failed=%d errno=%d\n", p == MAP_FAILED, errno);
     p = mremap(a, 4096, 8192, 0x80);
     printf("refused mremap-bogus-flag failed=%d errno=%d\n", p == MAP_FAILED, errno);
-    p = mremap(a, (size_t)1 << 40, 4096, 0);
+    p = mremap(a, (size_t)1 << 62, 4096, 0); /* runs past any address space */
     printf("refused mremap-huge-old-length failed=%d errno=%d\n", p == MAP_FAILED, errno);
     p = mremap(a, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)((uintptr_t)1 << 62));
     printf("refused mremap-past-the-top failed=%d errno=%d\n", p == MAP_FAILED, errno);
