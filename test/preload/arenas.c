@@ -221,7 +221,12 @@ static void refused(unsigned char *a)
     printf("refused mmap-directory failed=%d errno=%d\n", p == MAP_FAILED, errno);
     p = mmap(a, 4096, PROT_READ, MAP_SHARED_VALIDATE | MAP_FIXED | MAP_SYNC, file, 0);
     printf("refused mmap-validate-map-sync failed=%d errno=%d\n", p == MAP_FAILED, errno);
-    p = mmap(a + 4096, 4096, PROT_READ | PROT_WRITE,
+    /* Inside the arena, never on a 2 MiB boundary wherever ASLR put it (on
+     * one, the kernel would map a huge page over whatever lies above). */
+    unsigned char *unaligned = a + 4096;
+    if (!((uintptr_t)unaligned & 0x1fffff))
+        unaligned += 4096;
+    p = mmap(unaligned, 4096, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_FIXED, -1, 0);
     printf("refused mmap-hugetlb-unaligned failed=%d errno=%d\n", p == MAP_FAILED, errno);
     close(file);
