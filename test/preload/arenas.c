@@ -41,8 +41,9 @@
  *                     now: not one more page
  *   limit fsize       RLIMIT_FSIZE down to 256 KiB (SIGXFSZ left at its default)
  *   forkstorm N       N rounds of a 2 MiB arena, fork, wait, free, while a
- *                     timer's signal handler forks too (it may land inside
- *                     fork, or inside the shim)
+ *                     timer's signal handler forks too, once per round at
+ *                     a moment that varies (inside fork, or inside the shim);
+ *                     says how many times it landed
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -260,10 +261,13 @@ static void refused(unsigned char *a)
     close(wronly);
 }
 
+static volatile sig_atomic_t landed; /* forkstorm's handler runs */
+
 static void on_alarm_fork(int sig)
 {
     (void)sig;
     int saved = errno;
+    landed++;
     pid_t pid = fork();
     if (pid == 0)
         _exit(0);
@@ -276,10 +280,13 @@ static void forkstorm(int rounds)
 {
     struct sigaction sa = {.sa_handler = on_alarm_fork, .sa_flags = SA_RESTART};
     sigaction(SIGALRM, &sa, NULL);
-    struct itimerval it = {{0, 1500}, {0, 1500}};
-    setitimer(ITIMER_REAL, &it, NULL);
     int ok = 0;
     for (int i = 0; i < rounds; i++) {
+        /* One signal at most per round, a different moment each round: a
+         * repeating timer whose handler outlasts its period (a loaded
+         * machine, a sanitizer) would leave the loop no time to run. */
+        struct itimerval once = {{0, 0}, {0, 50 + (i * 7919) % 4000}};
+        setitimer(ITIMER_REAL, &once, NULL);
         void *p = fake_arena_alloc((size_t)2 << 20);
         if (!p)
             continue;
@@ -295,7 +302,7 @@ static void forkstorm(int rounds)
     }
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
-    printf("forkstorm rounds=%d ok=%d\n", rounds, ok);
+    printf("forkstorm rounds=%d ok=%d landed=%d\n", rounds, ok, (int)landed);
 }
 
 static unsigned char pattern(int i) { return (unsigned char)(i % 250 + 1); }
