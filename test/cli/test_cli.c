@@ -44,7 +44,9 @@ static void pyhuge(char *const env_extra[], char *const args[])
 /* The pool as the test found it, with the pages it asked for beyond what
  * other processes hold (harness.h). */
 static struct pool base;
-static void pool_32(void) { base = pool_require(32); }
+/* Twice what `pyhuge check` wants free to say READY: another process may
+ * take a few meanwhile. */
+static void pool_64(void) { base = pool_require(64); }
 
 TestSuite(cli, .fini = pool_restore, .timeout = 120);
 
@@ -81,7 +83,7 @@ Test(cli, bad_arguments_are_usage_errors)
     cr_expect_eq(r.status, 64);
 }
 
-Test(cli, check_ready_with_a_pool, .init = pool_32)
+Test(cli, check_ready_with_a_pool, .init = pool_64)
 {
     PYHUGE("check", "/usr/bin/python3.11");
     cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
@@ -108,7 +110,7 @@ Test(cli, check_degraded_without_a_pool_names_the_fix)
     cr_expect(strstr(r.out, "pyhuge reserve") != NULL, "the fix is a command: %s", r.out);
 }
 
-Test(cli, check_impossible_for_setuid_and_non_python, .init = pool_32)
+Test(cli, check_impossible_for_setuid_and_non_python, .init = pool_64)
 {
     PYHUGE("check", "/bin/true");
     cr_expect_eq(r.status, 2, "%s", r.out);
@@ -167,7 +169,7 @@ Test(cli, reserve_without_root_says_what_needs_root)
     pool_expect_back(&base, "nothing changed");
 }
 
-Test(cli, run_preloads_keeps_ld_preload_and_passes_the_exit_status, .init = pool_32)
+Test(cli, run_preloads_keeps_ld_preload_and_passes_the_exit_status, .init = pool_64)
 {
     char *env[] = {"LD_PRELOAD=/lib/x86_64-linux-gnu/libm.so.6", NULL};
     char *args[] = {"run", "--", "/bin/sh", "-c", "echo \"$LD_PRELOAD\"; exit 7", NULL};
@@ -177,7 +179,7 @@ Test(cli, run_preloads_keeps_ld_preload_and_passes_the_exit_status, .init = pool
                  "ours first, theirs kept: %s", r.out);
 }
 
-Test(cli, run_stats_reports_every_python_process, .init = pool_32)
+Test(cli, run_stats_reports_every_python_process, .init = pool_64)
 {
     PYHUGE("run", "--stats", "--", "/usr/bin/python3.11", "-c",
            "import subprocess, sys; x = [(i,) for i in range(300000)]; "
@@ -187,7 +189,7 @@ Test(cli, run_stats_reports_every_python_process, .init = pool_32)
     cr_expect(strstr(r.err, "2 process(es) under the shim") != NULL, "%s", r.err);
 }
 
-Test(cli, ab_gives_a_verdict_json_and_chart, .init = pool_32)
+Test(cli, ab_gives_a_verdict_json_and_chart, .init = pool_64)
 {
     char json[] = "/tmp/pyhuge-ab-XXXXXX";
     int fd = mkstemp(json);
@@ -222,7 +224,7 @@ Test(cli, ab_stops_on_a_failing_command)
     cr_expect(strstr(r.err, "status 3") != NULL, "%s", r.err);
 }
 
-Test(cli, stats_and_top_see_a_running_python, .init = pool_32)
+Test(cli, stats_and_top_see_a_running_python, .init = pool_64)
 {
     int ready[2];
     cr_assert_eq(pipe(ready), 0);
@@ -326,7 +328,7 @@ static void copy_file(const char *from, const char *to)
 
 /* `meson setup /tmp/b`: the command in /tmp/b, run from anywhere with no
  * PYHUGE_LIB, finds /tmp/b/libpyhuge.so and puts arenas on huge pages. */
-Test(cli, built_command_finds_the_library_beside_itself, .init = pool_32)
+Test(cli, built_command_finds_the_library_beside_itself, .init = pool_64)
 {
     const char *cli = built_cli();
     char *no_env[] = {NULL};
@@ -348,7 +350,7 @@ Test(cli, built_command_finds_the_library_beside_itself, .init = pool_32)
 
 /* The copy in the source tree, from another directory, takes PYHUGE_LIB
  * when there is no library beside it. */
-Test(cli, source_command_takes_pyhuge_lib, .init = pool_32)
+Test(cli, source_command_takes_pyhuge_lib, .init = pool_64)
 {
     char *env[] = {LIBVAR, NULL};
     char *check[] = {PY, PYHUGE_CLI, "check", PY311, NULL};
@@ -433,7 +435,7 @@ Test(cli, check_says_where_it_looked, .fini = rm_tmpdir)
 /* --lib overrides everything: the library beside the command and
  * PYHUGE_LIB alike; a --lib that does not exist is an error, not a
  * fallback. */
-Test(cli, lib_flag_overrides_everything, .init = pool_32, .fini = rm_tmpdir)
+Test(cli, lib_flag_overrides_everything, .init = pool_64, .fini = rm_tmpdir)
 {
     char copy[128];
     snprintf(copy, sizeof copy, "%s/libpyhuge-copy.so", make_tmpdir());
