@@ -78,7 +78,9 @@ PYHUGE_HOOK int munmap(void *addr, size_t len)
 }
 
 /* The old range's pages and, with MREMAP_FIXED, the new range's become
- * plain memory of the kernel's; then the kernel moves or resizes. */
+ * plain memory of the kernel's; then the kernel moves or resizes (a
+ * shrink's tail unmapped first, as munmap would). An arena left in place at
+ * its length stays as it is. */
 PYHUGE_HOOK void *mremap(void *old_addr, size_t old_len, size_t new_len, int flags, ...)
 {
     void *new_addr = NULL;
@@ -90,7 +92,9 @@ PYHUGE_HOOK void *mremap(void *old_addr, size_t old_len, size_t new_len, int fla
     }
     if (range_overlaps(old_addr, old_len) ||
         ((flags & MREMAP_FIXED) && range_overlaps(new_addr, new_len))) {
-        int e = range_prepare_remap(old_addr, old_len, new_len, flags, new_addr);
+        int e = range_prepare_remap(old_addr, &old_len, new_len, flags, new_addr);
+        if (e == RANGE_REMAP_DONE)
+            return old_addr;
         if (e) {
             errno = -e;
             return MAP_FAILED;

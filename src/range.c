@@ -549,20 +549,35 @@ static bool all_live_arenas(uintptr_t a, size_t len)
     return true;
 }
 
+/* What mremap does with an old range of length olen (a shrink's tail is
+ * gone by then: olen <= nlen) that runs past its first mapping. */
+enum remap_kind {
+    REMAP_IN_PLACE, /* same length, not moved: the kernel does nothing */
+    REMAP_AS_IS,    /* same length to MREMAP_FIXED: since 6.17 holes and all */
+    REMAP_ONE,      /* grows, or moves with MREMAP_DONTUNMAP: one mapping only */
+};
+
+static enum remap_kind remap_kind(size_t olen, size_t nlen, int flags)
+{
+    if (olen != nlen)
+        return REMAP_ONE;
+    if (flags & MREMAP_FIXED)
+        return REMAP_AS_IS;
+    return flags & MREMAP_DONTUNMAP ? REMAP_ONE : REMAP_IN_PLACE;
+}
+
 /* The old range of an mremap that starts in page idx: memory that is no
  * mapping in the plain world (a FREE page, a free slot: EFAULT), an arena
  * of ours, or the kernel's. old_len 0 asks to duplicate a shared mapping:
- * an arena is private (EINVAL). An old range inside its arena: the page
- * goes to the kernel, which then moves or resizes it. One that runs past
- * its arena: every page of ours it covers becomes plain memory first, and
- * the kernel answers, when the kernel acts whatever the range covers
- * (any_cover: a shrink unmaps the tail, holes and other mappings alike;
- * the same length in place does nothing; MREMAP_FIXED with the same length
- * moves a range with holes in it since 6.17), or when it runs into live
- * arenas only (one merged mapping on plain pages). To grow across a free
- * slot, or move one with MREMAP_DONTUNMAP, the kernel refuses (EFAULT:
- * more than one mapping, or a hole). */
-static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, bool any_cover)
+ * an arena is private (EINVAL). In place at the same length the kernel
+ * does nothing, and neither do we. Otherwise an old range inside its
+ * arena: the page goes to the kernel, which then moves or resizes it. One
+ * that runs past its arena into live arenas only (one merged mapping on
+ * plain pages), or that moves as it is: every page of ours it covers
+ * becomes plain memory first, and the kernel answers. To grow across a
+ * free slot, or move with MREMAP_DONTUNMAP alone, the kernel refuses
+ * (EFAULT: more than one mapping, or a hole). */
+static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, enum remap_kind kind)
 {
     const struct page *p = &shim.table.pages[idx];
     if (idx >= shim.table.used || p->state == PAGE_FREE)
@@ -575,23 +590,47 @@ static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, bool any_co
         return -EFAULT;
     if (olen == 0)
         return -EINVAL;
+    if (kind == REMAP_IN_PLACE)
+        return RANGE_REMAP_DONE;
     if (olen <= slot_lo + ((size_t)1 << p->shift) - a)
         return range_give_to_kernel(idx);
-    return any_cover || all_live_arenas(a, olen) ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS)
-                                                     : -EFAULT;
+    return kind == REMAP_AS_IS || all_live_arenas(a, olen)
+               ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS)
+               : -EFAULT;
 }
 
-int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr)
+/* Whether old_addr starts a mapping in the plain world: a live arena, the
+ * kernel's memory in our range, or a mapping outside it. */
+static bool starts_a_mapping(uintptr_t a)
+{
+    uint32_t idx;
+    if (!table_lookup(&shim.table, a, &idx))
+        return os_is_mapped(a, OS_PAGE_SIZE);
+    if (idx >= shim.table.used)
+        return false;
+    const struct page *p = &shim.table.pages[idx];
+    if (p->state == PAGE_KERNEL)
+        return true;
+    uintptr_t slot_lo = a & ~(((uintptr_t)1 << p->shift) - 1);
+    return page_serves(p) &&
+           (p->live & (1u << ((slot_lo - table_page_addr(&shim.table, idx)) >> p->shift)));
+}
+
+int range_prepare_remap(void *old_addr, size_t *old_len, size_t new_len, int flags, void *new_addr)
 {
     uintptr_t a = (uintptr_t)old_addr, n = (uintptr_t)new_addr;
     /* The kernel's checks before it acts (mm/mremap.c). */
     if ((flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) ||
         ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)) ||
-        ((flags & MREMAP_DONTUNMAP) && (!(flags & MREMAP_MAYMOVE) || old_len != new_len)) ||
+        ((flags & MREMAP_DONTUNMAP) && (!(flags & MREMAP_MAYMOVE) || *old_len != new_len)) ||
         (a & (OS_PAGE_SIZE - 1)))
         return -EINVAL;
-    size_t olen = round_len(a, old_len), nlen = round_len(0, new_len);
-    if (nlen == 0 || (old_len && (olen == 0 || !ends_in_address_space(a + olen))))
+    size_t olen = round_len(a, *old_len), nlen = round_len(0, new_len);
+    if (nlen == 0 || (*old_len && olen == 0))
+        return -EINVAL;
+    /* In place at the same length the kernel looks no further than the
+     * mapping at old_addr; anything else must end in the address space. */
+    if (*old_len && remap_kind(olen, nlen, flags) != REMAP_IN_PLACE && !ends_in_address_space(a + olen))
         return -EINVAL;
     bool fixed = flags & MREMAP_FIXED;
     if (fixed && ((n & (OS_PAGE_SIZE - 1)) || n + nlen < n || !ends_in_address_space(n + nlen) ||
@@ -602,18 +641,26 @@ int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flag
     shim_lock();
     uint32_t idx;
     int e = 0;
-    /* An old range outside ours must start in a mapping, or the kernel
-     * refuses (EFAULT) before it touches anything; past its first page it
-     * may have holes and reach into our range (a shrink unmaps whatever is
-     * there; 6.17+ moves several mappings at once), whose pages then become
-     * plain memory first. */
-    bool any_cover = olen > nlen || (olen == nlen && !(flags & MREMAP_DONTUNMAP));
-    if (table_lookup(&shim.table, a, &idx))
-        e = prepare_old_range(idx, a, olen, any_cover);
-    else if (!os_is_mapped(a, OS_PAGE_SIZE))
+    /* The old range must start in a mapping, or the kernel refuses (EFAULT)
+     * before it touches anything. A shrink first unmaps the old range's
+     * tail, whatever lies there: where that meets our range, we do it, as
+     * munmap would (whole arenas freed, their pages kept), and the kernel
+     * is left an old range of the new length. */
+    if (!starts_a_mapping(a))
         e = -EFAULT;
-    else if (olen && range_overlaps(old_addr, olen))
-        e = any_cover ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EFAULT;
+    else if (olen > nlen && range_overlaps((void *)(a + nlen), olen - nlen)) {
+        e = unmap_locked(a + nlen, a + olen);
+        olen = nlen;
+        *old_len = nlen;
+    }
+    /* Past its first page the old range may have holes and reach into ours
+     * (6.17+ moves several mappings at once as they are), whose pages then
+     * become plain memory first. */
+    enum remap_kind kind = remap_kind(olen, nlen, flags);
+    if (!e && table_lookup(&shim.table, a, &idx))
+        e = prepare_old_range(idx, a, olen, kind);
+    else if (!e && olen && kind != REMAP_IN_PLACE && range_overlaps(old_addr, olen))
+        e = kind == REMAP_AS_IS ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EFAULT;
     if (!e && fixed && range_overlaps(new_addr, nlen))
         e = prepare_locked(n, n + nlen, HOOK_SKIPS_GAPS);
     report_sync();

@@ -45,11 +45,15 @@ int range_prepare(void *addr, size_t len, enum hook_gaps gaps);
 int range_prepare_map(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 
 /* Before an mremap whose old range or (MREMAP_FIXED) new range meets ours:
- * the kernel's refusals of the arguments first; an old range that is no
- * single mapping in the plain world (unmapped memory of ours, or more than
- * one arena) is EFAULT without anything changed; then the pages are given
- * to the kernel. 0 or a negative errno. */
-int range_prepare_remap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
+ * the kernel's refusals of the arguments first; an old range that the
+ * kernel would refuse in the plain world (unmapped memory of ours, more
+ * than one mapping) is EFAULT without anything changed. A shrink's tail is
+ * unmapped as munmap would, *old_len becoming new_len. Then the pages left
+ * are given to the kernel: 0, and the kernel does the rest; or
+ * RANGE_REMAP_DONE when it would do nothing (an arena in place at the same
+ * length: the call returns old_addr); or a negative errno. */
+#define RANGE_REMAP_DONE 1
+int range_prepare_remap(void *old_addr, size_t *old_len, size_t new_len, int flags, void *new_addr);
 
 /* ---- for the shim, under its lock ----------------------------------------- */
 
