@@ -549,8 +549,8 @@ static bool all_live_arenas(uintptr_t a, size_t len)
     return true;
 }
 
-/* What mremap does with an old range of length olen (a shrink's tail is
- * gone by then: olen <= nlen) that runs past its first mapping. */
+/* What mremap does with an old range of length olen <= nlen (a shrink is
+ * dealt with before) that runs past its first mapping. */
 enum remap_kind {
     REMAP_IN_PLACE, /* same length, not moved: the kernel does nothing */
     REMAP_AS_IS,    /* same length to MREMAP_FIXED: since 6.17 holes and all */
@@ -564,6 +564,13 @@ static enum remap_kind remap_kind(size_t olen, size_t nlen, int flags)
     if (flags & MREMAP_FIXED)
         return REMAP_AS_IS;
     return flags & MREMAP_DONTUNMAP ? REMAP_ONE : REMAP_IN_PLACE;
+}
+
+/* A move as it is: every page of ours in the old range becomes plain
+ * memory, if the range ends in the address space (or the kernel refuses). */
+static int prepare_as_is(uintptr_t a, size_t olen)
+{
+    return ends_in_address_space(a + olen) ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EINVAL;
 }
 
 /* The old range of an mremap that starts in page idx: memory that is no
@@ -582,8 +589,8 @@ static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, enum remap_
     const struct page *p = &shim.table.pages[idx];
     if (idx >= shim.table.used || p->state == PAGE_FREE)
         return -EFAULT;
-    if (p->state == PAGE_KERNEL)
-        return 0;
+    if (p->state == PAGE_KERNEL) /* the kernel's own, but a move as it is takes ours along */
+        return kind == REMAP_AS_IS && olen ? prepare_as_is(a, olen) : 0;
     uintptr_t slot_lo = a & ~(((uintptr_t)1 << p->shift) - 1);
     unsigned slot = (unsigned)((slot_lo - table_page_addr(&shim.table, idx)) >> p->shift);
     if (!(p->live & (1u << slot)))
@@ -594,9 +601,9 @@ static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, enum remap_
         return RANGE_REMAP_DONE;
     if (olen <= slot_lo + ((size_t)1 << p->shift) - a)
         return range_give_to_kernel(idx);
-    return kind == REMAP_AS_IS || all_live_arenas(a, olen)
-               ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS)
-               : -EFAULT;
+    if (kind == REMAP_AS_IS)
+        return prepare_as_is(a, olen);
+    return all_live_arenas(a, olen) ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EFAULT;
 }
 
 /* Whether old_addr starts a mapping in the plain world: a live arena, the
@@ -616,53 +623,86 @@ static bool starts_a_mapping(uintptr_t a)
            (p->live & (1u << ((slot_lo - table_page_addr(&shim.table, idx)) >> p->shift)));
 }
 
+/* An old range that starts outside the table, or in it. */
+static int prepare_old(uintptr_t a, size_t olen, enum remap_kind kind)
+{
+    uint32_t idx;
+    if (table_lookup(&shim.table, a, &idx))
+        return prepare_old_range(idx, a, olen, kind);
+    if (olen == 0 || kind == REMAP_IN_PLACE || !range_overlaps((void *)a, olen))
+        return 0;
+    return kind == REMAP_AS_IS ? prepare_as_is(a, olen) : -EFAULT;
+}
+
+/* Whether the part [a, a + len) that an MREMAP_FIXED shrink keeps and
+ * moves is one mapping in the plain world, as the kernel requires before
+ * anything else (since 6.17 only that part; the tail may have holes):
+ * within an arena or arenas side by side; within the kernel's pages of our
+ * range (the kernel then judges); or outside our range. */
+static bool kept_is_one_mapping(uintptr_t a, size_t len)
+{
+    uint32_t idx;
+    if (!table_lookup(&shim.table, a, &idx))
+        return !range_overlaps((void *)a, len);
+    for (uintptr_t at = a; at - a < len; at = table_page_addr(&shim.table, idx) + TABLE_PAGE_SIZE) {
+        if (!table_lookup(&shim.table, at, &idx) || idx >= shim.table.used)
+            return false;
+        if (shim.table.pages[idx].state != PAGE_KERNEL)
+            return at == a && all_live_arenas(a, len);
+    }
+    return true;
+}
+
 int range_prepare_remap(void *old_addr, size_t *old_len, size_t new_len, int flags, void *new_addr)
 {
     uintptr_t a = (uintptr_t)old_addr, n = (uintptr_t)new_addr;
-    /* The kernel's checks before it acts (mm/mremap.c). */
-    if ((flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) ||
-        ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)) ||
-        ((flags & MREMAP_DONTUNMAP) && (!(flags & MREMAP_MAYMOVE) || *old_len != new_len)) ||
-        (a & (OS_PAGE_SIZE - 1)))
-        return -EINVAL;
     size_t olen = round_len(a, *old_len), nlen = round_len(0, new_len);
-    if (nlen == 0 || (*old_len && olen == 0))
-        return -EINVAL;
-    /* In place at the same length the kernel looks no further than the
-     * mapping at old_addr; anything else must end in the address space. */
-    if (*old_len && remap_kind(olen, nlen, flags) != REMAP_IN_PLACE && !ends_in_address_space(a + olen))
-        return -EINVAL;
     bool fixed = flags & MREMAP_FIXED;
+    /* The kernel's checks before it acts (mm/mremap.c): the flags, the
+     * lengths (page-rounded; the new one within the address space), the
+     * new range. */
+    if ((flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) ||
+        (fixed && !(flags & MREMAP_MAYMOVE)) ||
+        ((flags & MREMAP_DONTUNMAP) && (!(flags & MREMAP_MAYMOVE) || olen != nlen)) ||
+        (a & (OS_PAGE_SIZE - 1)) || nlen == 0 || (*old_len && olen == 0) ||
+        !ends_in_address_space(nlen))
+        return -EINVAL;
     if (fixed && ((n & (OS_PAGE_SIZE - 1)) || n + nlen < n || !ends_in_address_space(n + nlen) ||
                   (a + olen > n && n + nlen > a)))
         return -EINVAL;
     if (in_shim)
         return -EAGAIN;
     shim_lock();
-    uint32_t idx;
     int e = 0;
     /* The old range must start in a mapping, or the kernel refuses (EFAULT)
-     * before it touches anything. A shrink first unmaps the old range's
-     * tail, whatever lies there: where that meets our range, we do it, as
-     * munmap would (whole arenas freed, their pages kept), and the kernel
-     * is left an old range of the new length. */
+     * before it touches anything. A shrink unmaps the old range's tail,
+     * whatever lies there: in place, we do it as munmap would (whole
+     * arenas freed, their pages kept; parts outside ours to the kernel),
+     * and the kernel is left an old range of the new length. One that
+     * moves (MREMAP_FIXED) must keep one mapping, checked first; then
+     * every page of ours in the old range becomes plain memory and the
+     * kernel does the rest. Otherwise the old range may run past its first
+     * page, with holes, and reach into ours (6.17+ moves several mappings
+     * at once as they are): see prepare_old_range. */
     if (!starts_a_mapping(a))
         e = -EFAULT;
-    else if (olen > nlen && range_overlaps((void *)(a + nlen), olen - nlen)) {
+    else if (olen > nlen && !fixed) {
         e = unmap_locked(a + nlen, a + olen);
-        olen = nlen;
-        *old_len = nlen;
+        *old_len = olen = nlen;
     }
-    /* Past its first page the old range may have holes and reach into ours
-     * (6.17+ moves several mappings at once as they are), whose pages then
-     * become plain memory first. */
-    enum remap_kind kind = remap_kind(olen, nlen, flags);
-    if (!e && table_lookup(&shim.table, a, &idx))
-        e = prepare_old_range(idx, a, olen, kind);
-    else if (!e && olen && kind != REMAP_IN_PLACE && range_overlaps(old_addr, olen))
-        e = kind == REMAP_AS_IS ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EFAULT;
+    if (e)
+        goto out;
+    if (olen <= nlen)
+        e = prepare_old(a, olen, remap_kind(olen, nlen, flags));
+    else if (!kept_is_one_mapping(a, nlen))
+        e = -EFAULT;
+    else if (!ends_in_address_space(a + olen))
+        e = -EINVAL;
+    else
+        e = prepare_locked(a, a + olen, HOOK_SKIPS_GAPS);
     if (!e && fixed && range_overlaps(new_addr, nlen))
         e = prepare_locked(n, n + nlen, HOOK_SKIPS_GAPS);
+out:
     report_sync();
     shim_unlock();
     return e;

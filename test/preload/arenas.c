@@ -12,6 +12,8 @@
  *   munmap|mprotect|madvise|mlock I OFF LEN   on part of arena I
  *   mremap I LEN      moves/resizes arena I (MREMAP_MAYMOVE)
  *   mremap-pair LEN   arenas 0 and 1, when side by side, resized as one
+ *   mremap-fixed I OLEN NLEN   mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of OLEN
+ *                     bytes from arena I to NLEN at a new place of its own
  *   mremap-shrink I LEN   resizes (no flags) arena I to LEN from an old length
  *                     that runs to the end of its 2 MiB page, past the arena
  *                     when it starts the page (LEN that length: a call that
@@ -214,6 +216,8 @@ static void refused(unsigned char *a)
     printf("refused mremap-bogus-flag failed=%d errno=%d\n", p == MAP_FAILED, errno);
     p = mremap(a, (size_t)1 << 62, 4096, 0); /* runs past any address space */
     printf("refused mremap-huge-old-length failed=%d errno=%d\n", p == MAP_FAILED, errno);
+    p = mremap(a, (size_t)1 << 62, (size_t)1 << 62, 0); /* in place, but the new length too */
+    printf("refused mremap-huge-same-length failed=%d errno=%d\n", p == MAP_FAILED, errno);
     p = mremap(a, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)((uintptr_t)1 << 62));
     printf("refused mremap-past-the-top failed=%d errno=%d\n", p == MAP_FAILED, errno);
     int file = open("/proc/self/exe", O_RDONLY), dir = open("/", O_RDONLY | O_DIRECTORY);
@@ -400,6 +404,22 @@ int main(int argc, char **argv)
             int gone = mincore((void *)(a + len), 4096, vec) != 0 && mincore((void *)(end - 4096), 4096, vec) != 0;
             printf("mremap-shrink rc=0 past=%d same_addr=%d content_kept=%d tail_gone=%d\n",
                    end - a > arenas[i].size, p == arenas[i].p, kept, gone);
+            arenas[i].size = keep;
+        } else if (!strcmp(cmd, "mremap-fixed")) {
+            int i = arena_arg(argv[++k]);
+            size_t olen = strtoul(argv[++k], NULL, 0);
+            size_t nlen = strtoul(argv[++k], NULL, 0);
+            void *dst = mmap(NULL, nlen, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            void *p = mremap(arenas[i].p, olen, nlen, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+            if (p == MAP_FAILED) {
+                print_result("mremap-fixed", -1);
+                munmap(dst, nlen);
+                continue;
+            }
+            size_t keep = nlen < arenas[i].size ? nlen : arenas[i].size;
+            printf("mremap-fixed rc=0 moved=%d content_kept=%d\n", p == dst,
+                   all_bytes(p, keep, pattern(i)));
+            arenas[i].p = p;
             arenas[i].size = keep;
         } else if (!strcmp(cmd, "mremap-pair")) {
             /* Arenas 0 and 1, side by side, resized as one to LEN. */

@@ -242,6 +242,33 @@ Test(preload, mremap_in_place_at_the_same_length_changes_nothing, .init = pool_1
     cr_expect_eq(field(r.out, "stats", 0, "demoted"), 0, "%s", r.out);
 }
 
+/* A shrink that moves keeps one mapping or none: its first part, here an
+ * arena and the free slot after it, is a hole in the plain world: EFAULT,
+ * and nothing changes (its tail, the next page's arenas, stays). */
+Test(preload, mremap_fixed_shrink_keeping_a_hole_is_refused_and_changes_nothing, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "alloc", MiB, "free", "1", "mremap-fixed", "0",
+           "4194304", "1572864", "check", "0", "check", "2", "check", "3", "stats");
+    cr_expect_eq(field(r.out, "mremap-fixed", 0, "rc"), -1, "as on plain pages:\n%s", r.out);
+    cr_expect_eq(field(r.out, "mremap-fixed", 0, "errno"), EFAULT, "%s", r.out);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(field(r.out, "check=", i, "ok"), 1, "arena %d kept:\n%s", i, r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "live"), 3, "%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "demoted"), 0, "%s", r.out);
+}
+
+/* The same, with a part kept that is one arena: moved, as on plain pages. */
+Test(preload, mremap_fixed_shrink_of_an_arena_moves_it, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "free", "1", "mremap-fixed", "0", "2097152", "524288", "check",
+           "0", "stats");
+    cr_expect_eq(field(r.out, "mremap-fixed", 0, "rc"), 0, "as on plain pages:\n%s", r.out);
+    cr_expect_eq(field(r.out, "mremap-fixed", 0, "moved"), 1, "%s", r.out);
+    cr_expect_eq(field(r.out, "mremap-fixed", 0, "content_kept"), 1, "%s", r.out);
+}
+
 Test(preload, pyhuge_off_passes_everything_through, .init = pool_16)
 {
     char *env[] = {PRELOAD, "PYHUGE=off", NULL};
