@@ -215,31 +215,32 @@ Test(preload, mremap_shrinking_past_an_arena_works_as_on_plain_pages, .init = po
     cr_expect_eq(field(r.out, "mremap-shrink", 0, "tail_gone"), 1, "%s", r.out);
 }
 
-/* Its tail only the page's free slot (a hole on plain pages): the arena
- * keeps its huge page. */
-Test(preload, mremap_shrinking_to_the_arena_keeps_its_huge_page, .init = pool_16)
+/* mremap(arena 0, to the end of its page, len): an arena that starts its
+ * page keeps its huge page and its bytes, at the same address. */
+static void arena_keeps_its_page_after_mremap_to(char *len)
 {
     char *env[] = {PRELOAD, NULL};
-    ARENAS("alloc", MiB, "mremap-shrink", "0", MiB, "smaps", "0", "check", "0", "stats");
+    ARENAS("alloc", MiB, "mremap-shrink", "0", len, "smaps", "0", "check", "0", "stats");
     cr_assert_eq(field(r.out, "mremap-shrink", 0, "rc"), 0, "as on plain pages:\n%s", r.out);
     cr_expect_eq(field(r.out, "mremap-shrink", 0, "past"), 1, "%s", r.out);
+    cr_expect_eq(field(r.out, "mremap-shrink", 0, "same_addr"), 1, "%s", r.out);
     cr_expect_eq(field(r.out, "mremap-shrink", 0, "content_kept"), 1, "%s", r.out);
     cr_expect_eq(field(r.out, "check=", 0, "ok"), 1, "%s", r.out);
     cr_expect_eq(field(r.out, "smaps", 0, "page_kb"), 2048, "still a huge page:\n%s", r.out);
     cr_expect_eq(field(r.out, "stats", 0, "demoted"), 0, "%s", r.out);
 }
 
+/* Its tail only the page's free slot (a hole on plain pages). */
+Test(preload, mremap_shrinking_to_the_arena_keeps_its_huge_page, .init = pool_16)
+{
+    arena_keeps_its_page_after_mremap_to(MiB);
+}
+
 /* The same length in place does nothing, past the arena or not: nothing
  * moves (a copy would race with other threads writing the page). */
 Test(preload, mremap_in_place_at_the_same_length_changes_nothing, .init = pool_16)
 {
-    char *env[] = {PRELOAD, NULL};
-    ARENAS("alloc", MiB, "mremap-shrink", "0", "2097152", "smaps", "0", "stats");
-    cr_assert_eq(field(r.out, "mremap-shrink", 0, "rc"), 0, "as on plain pages:\n%s", r.out);
-    cr_expect_eq(field(r.out, "mremap-shrink", 0, "same_addr"), 1, "%s", r.out);
-    cr_expect_eq(field(r.out, "mremap-shrink", 0, "content_kept"), 1, "%s", r.out);
-    cr_expect_eq(field(r.out, "smaps", 0, "page_kb"), 2048, "still a huge page:\n%s", r.out);
-    cr_expect_eq(field(r.out, "stats", 0, "demoted"), 0, "%s", r.out);
+    arena_keeps_its_page_after_mremap_to("2097152");
 }
 
 /* A shrink that moves keeps one mapping or none: its first part, here an
