@@ -530,22 +530,20 @@ int range_prepare_map(void *addr, size_t len, int prot, int flags, int fd, off_t
     return range_prepare(addr, len, HOOK_SKIPS_GAPS);
 }
 
+/* The end of page p's slot that holds at. */
+static uintptr_t slot_end(const struct page *p, uintptr_t at)
+{
+    return (at | (((uintptr_t)1 << p->shift) - 1)) + 1;
+}
+
 /* True when every slot that [a, a + len) touches is a live arena of ours:
  * in the plain world, arenas side by side, one mapping. */
 static bool all_live_arenas(uintptr_t a, size_t len)
 {
-    for (uintptr_t at = a; at - a < len;) {
-        uint32_t idx;
-        if (!table_lookup(&shim.table, at, &idx) || idx >= shim.table.used)
+    uint32_t idx;
+    for (uintptr_t at = a; at - a < len; at = slot_end(&shim.table.pages[idx], at))
+        if (!table_live_at(&shim.table, at, &idx))
             return false;
-        const struct page *p = &shim.table.pages[idx];
-        if (!page_serves(p))
-            return false;
-        uintptr_t slot_lo = at & ~(((uintptr_t)1 << p->shift) - 1);
-        if (!(p->live & (1u << ((slot_lo - table_page_addr(&shim.table, idx)) >> p->shift))))
-            return false;
-        at = slot_lo + ((uintptr_t)1 << p->shift);
-    }
     return true;
 }
 
@@ -573,33 +571,27 @@ static int prepare_as_is(uintptr_t a, size_t olen)
     return ends_in_address_space(a + olen) ? prepare_locked(a, a + olen, HOOK_SKIPS_GAPS) : -EINVAL;
 }
 
-/* The old range of an mremap that starts in page idx: memory that is no
- * mapping in the plain world (a FREE page, a free slot: EFAULT), an arena
- * of ours, or the kernel's. old_len 0 asks to duplicate a shared mapping:
- * an arena is private (EINVAL). In place at the same length the kernel
- * does nothing, and neither do we. Otherwise an old range inside its
- * arena: the page goes to the kernel, which then moves or resizes it. One
- * that runs past its arena into live arenas only (one merged mapping on
- * plain pages), or that moves as it is: every page of ours it covers
- * becomes plain memory first, and the kernel answers. To grow across a
- * free slot, or move with MREMAP_DONTUNMAP alone, the kernel refuses
- * (EFAULT: more than one mapping, or a hole). */
+/* The old range of an mremap that starts in page idx, where it starts a
+ * mapping (starts_a_mapping): an arena of ours, or the kernel's page.
+ * old_len 0 asks to duplicate a shared mapping: an arena is private
+ * (EINVAL). In place at the same length the kernel does nothing, and
+ * neither do we. Otherwise an old range inside its arena: the page goes to
+ * the kernel, which then moves or resizes it. One that runs past its arena
+ * into live arenas only (one merged mapping on plain pages), or that moves
+ * as it is: every page of ours it covers becomes plain memory first, and
+ * the kernel answers. To grow across a free slot, or move with
+ * MREMAP_DONTUNMAP alone, the kernel refuses (EFAULT: more than one
+ * mapping, or a hole). */
 static int prepare_old_range(uint32_t idx, uintptr_t a, size_t olen, enum remap_kind kind)
 {
     const struct page *p = &shim.table.pages[idx];
-    if (idx >= shim.table.used || p->state == PAGE_FREE)
-        return -EFAULT;
     if (p->state == PAGE_KERNEL) /* the kernel's own, but a move as it is takes ours along */
         return kind == REMAP_AS_IS && olen ? prepare_as_is(a, olen) : 0;
-    uintptr_t slot_lo = a & ~(((uintptr_t)1 << p->shift) - 1);
-    unsigned slot = (unsigned)((slot_lo - table_page_addr(&shim.table, idx)) >> p->shift);
-    if (!(p->live & (1u << slot)))
-        return -EFAULT;
     if (olen == 0)
         return -EINVAL;
     if (kind == REMAP_IN_PLACE)
         return RANGE_REMAP_DONE;
-    if (olen <= slot_lo + ((size_t)1 << p->shift) - a)
+    if (olen <= slot_end(p, a) - a)
         return range_give_to_kernel(idx);
     if (kind == REMAP_AS_IS)
         return prepare_as_is(a, olen);
@@ -613,14 +605,8 @@ static bool starts_a_mapping(uintptr_t a)
     uint32_t idx;
     if (!table_lookup(&shim.table, a, &idx))
         return os_is_mapped(a, OS_PAGE_SIZE);
-    if (idx >= shim.table.used)
-        return false;
-    const struct page *p = &shim.table.pages[idx];
-    if (p->state == PAGE_KERNEL)
-        return true;
-    uintptr_t slot_lo = a & ~(((uintptr_t)1 << p->shift) - 1);
-    return page_serves(p) &&
-           (p->live & (1u << ((slot_lo - table_page_addr(&shim.table, idx)) >> p->shift)));
+    return (idx < shim.table.used && shim.table.pages[idx].state == PAGE_KERNEL) ||
+           table_live_at(&shim.table, a, &idx);
 }
 
 /* An old range that starts outside the table, or in it. */

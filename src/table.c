@@ -120,6 +120,14 @@ bool table_lookup(const struct table *t, uintptr_t addr, uint32_t *idx)
     return false;
 }
 
+bool table_live_at(const struct table *t, uintptr_t addr, uint32_t *idx)
+{
+    if (!table_lookup(t, addr, idx) || *idx >= t->used)
+        return false;
+    const struct page *p = &t->pages[*idx];
+    return page_serves(p) && (p->live & (1u << ((addr - table_page_addr(t, *idx)) >> p->shift)));
+}
+
 uintptr_t table_piece(const struct table *t, uintptr_t addr, uintptr_t end, bool *inside)
 {
     uintptr_t stop = end;

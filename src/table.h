@@ -111,6 +111,10 @@ bool table_overlaps(const struct table *t, uintptr_t lo, uintptr_t end);
  * given to the kernel), the newest holds the address. */
 bool table_lookup(const struct table *t, uintptr_t addr, uint32_t *idx);
 
+/* True when addr lies in a live arena (of a page that serves arenas);
+ * *idx is then its page. */
+bool table_live_at(const struct table *t, uintptr_t addr, uint32_t *idx);
+
 /* Splits [addr, end) at the first extent boundary: returns the end of the
  * leading piece, and sets *inside when that piece lies in an extent. */
 uintptr_t table_piece(const struct table *t, uintptr_t addr, uintptr_t end, bool *inside);

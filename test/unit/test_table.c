@@ -95,6 +95,20 @@ Test(side_table, refuses_anything_but_an_exact_live_slot)
     cr_expect_eq(table_release(&t, a, MiB, &idx), RELEASE_NOT_SLOT, "a double free");
 }
 
+Test(side_table, knows_which_addresses_lie_in_live_arenas)
+{
+    bool z;
+    uintptr_t a = take(1, &z), b = take(1, &z);
+    uint32_t idx, page;
+    cr_assert(table_lookup(&t, a, &page));
+    cr_expect(table_live_at(&t, a, &idx) && idx == page, "an arena's first byte");
+    cr_expect(table_live_at(&t, b + MiB - 1, &idx) && idx == page, "the other arena's last byte");
+    table_release(&t, b, MiB, &idx);
+    cr_expect_not(table_live_at(&t, b, &idx), "a freed slot");
+    cr_expect_not(table_live_at(&t, a + 2 * MiB, &idx), "a page never used");
+    cr_expect_not(table_live_at(&t, BASE - 4096, &idx), "below the range");
+}
+
 Test(side_table, reused_slot_must_be_zeroed_fresh_one_not)
 {
     bool z;
