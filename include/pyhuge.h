@@ -28,7 +28,7 @@ extern "C" {
 
 /* Layout version of struct pyhuge_stats; bumped only when fields are
  * appended. Readers pass sizeof their copy, so old readers keep working. */
-#define PYHUGE_STATS_VERSION 3
+#define PYHUGE_STATS_VERSION 4
 
 /* Why an arena request was served by ordinary pages. */
 enum pyhuge_fallback {
@@ -62,6 +62,10 @@ struct pyhuge_stats {
     /* Version 3: fork. */
     uint64_t pages_forked;     /* hugetlb pages moved to ordinary memory before a fork
                                   (one thread: the child then shares them as stock) */
+    /* Version 4: arena requests the shim could not serve as arenas. */
+    uint64_t arenas_unseen;    /* arena-shaped requests from CPython's own code outside
+                                  the recognised arena function (an arena function that
+                                  PGO/LTO/BOLT inlined or split): passed through */
 };
 
 /* Where tools find a running process's counters without its help: the shim
@@ -69,12 +73,14 @@ struct pyhuge_stats {
  * "pyhuge-stats", listed in /proc/PID/maps as "/memfd:pyhuge-stats
  * (deleted)" and readable through /proc/PID/mem by whoever may trace the
  * process (`pyhuge stats PID` does this). Updated after every change. */
-#define PYHUGE_STATS_PAGE_MAGIC "pyhuge-stats-v1"
+#define PYHUGE_STATS_PAGE_MAGIC "pyhuge-stats-v2"
+#define PYHUGE_ARM_MAX 64
 
 struct pyhuge_stats_page {
     char magic[16];            /* PYHUGE_STATS_PAGE_MAGIC, NUL-padded */
     uint64_t pid;              /* the process it belongs to */
-    struct pyhuge_stats stats;
+    char arm[PYHUGE_ARM_MAX];  /* PYHUGE_ARM, NUL-terminated; "" when unset */
+    struct pyhuge_stats stats; /* stats.version says how much of it there is */
 };
 
 /* Copies the counters into *out, at most `size` bytes of it (pass

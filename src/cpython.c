@@ -6,6 +6,7 @@
 #include "elfsym.h"
 #include "fmt.h"
 #include "log.h"
+#include "shim.h"
 
 /* PyObjectArenaAllocator, as every CPython 3.4+ declares it. */
 struct arena_allocator {
@@ -154,6 +155,7 @@ bool cpython_is_arena_caller(uintptr_t ret)
         add_site(q.object, fn, fn + CPYTHON_CALLSITE_WINDOW);
         log_info("CPython found in %s; arena allocator at %p, this call site at +%ld", q.name,
                  (void *)fn, (long)(ret - fn));
+        shim_cpython_found();
     } else {
         /* An embedder installed its own arena allocator: CPython's own
          * mmaps are not arenas then. Remember the object, accept nothing. */

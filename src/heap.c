@@ -9,7 +9,8 @@
 #include "os.h"
 #include "state.h"
 
-static int tuned;               /* atomic, set once by the constructor */
+static int tuned;               /* atomic, set once heap_setup has decided */
+static int decided;             /* atomic: heap_setup acts once */
 static struct heap_watch watch; /* under the shim's lock */
 
 /* Set by the process's own choice: respected. */
@@ -33,6 +34,8 @@ void heap_setup(void)
 {
     char what[160];
     if (!shim.opt.enabled || !shim.opt.malloc_tune || !cpython_describe(what, sizeof what))
+        return; /* not CPython yet: shim_cpython_found asks again */
+    if (__atomic_exchange_n(&decided, 1, __ATOMIC_ACQ_REL))
         return;
     const char *why = own_setting();
     if (why) {

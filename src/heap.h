@@ -52,8 +52,10 @@ void heap_watch_served(struct heap_watch *w, size_t bytes);
 /* True when a trim is due at now_ns after bytes of arenas went back. */
 bool heap_watch_freed(struct heap_watch *w, size_t bytes, uint64_t now_ns);
 
-/* From the constructor: makes the settings when they apply to this
- * process (a CPython, the shim on, the heap not set by the process). */
+/* From the constructor, and again when CPython is first recognised (an
+ * interpreter embedded after start-up): makes the settings once, when they
+ * apply to this process (a CPython, the shim on, the heap not set by the
+ * process). */
 void heap_setup(void);
 
 /* The shim served an arena of `bytes` (under the shim's lock). */

@@ -74,6 +74,13 @@ void shim_constructor(void)
     fork_register();
 }
 
+void shim_cpython_found(void)
+{
+    /* The constructor made the malloc settings if libpython was loaded
+     * then; an interpreter embedded later gets them now. */
+    heap_setup();
+}
+
 void shim_destructor(void)
 {
     if (!stepped_aside)

@@ -733,8 +733,9 @@ def chart(result, path):
 STATS_FIELDS = ["version", "enabled", "arena_size", "arenas_huge", "arenas_fallback", "arenas_live",
                 "pages_now", "pages_peak", "pages_cached", "pages_demoted",
                 "fallback_pool", "fallback_fault", "fallback_cap", "fallback_space", "fallback_backoff",
-                "fallback_thp", "arenas_thp", "pages_thp", "pages_thp_peak"]
-MAGIC = b"pyhuge-stats-v1"
+                "fallback_thp", "arenas_thp", "pages_thp", "pages_thp_peak", "pages_forked",
+                "arenas_unseen"]
+MAGIC = b"pyhuge-stats-v2"
 
 
 def shim_stats(pid):
@@ -761,8 +762,8 @@ def shim_stats(pid):
             return None, "cannot read its memory (%s): run as root or as its user" % e.strerror
     if not data.startswith(MAGIC):
         return None, "its stats page is not readable"
-    vals = struct.unpack_from("<16s Q %dQ" % len(STATS_FIELDS), data)
-    d = dict(zip(["magic", "pid"] + STATS_FIELDS, vals))
+    vals = struct.unpack_from("<16s Q 64s %dQ" % len(STATS_FIELDS), data)
+    d = dict(zip(["magic", "pid", "arm"] + STATS_FIELDS, vals))
     if d["version"] < 2:  # a version 1 library has no THP fields
         for f in STATS_FIELDS[STATS_FIELDS.index("fallback_thp"):]:
             d[f] = 0
