@@ -50,6 +50,7 @@
 
 #include "log.h"
 #include "os.h"
+#include "move.h"
 #include "range.h"
 #include "report.h"
 #include "state.h"
@@ -96,10 +97,10 @@ static int move_through_free_page(uint32_t idx)
             table_give_to_kernel(&shim.table, (uint32_t)f);
         return (int)r;
     }
-    range_copy_live_from(idx, pa, fa);
-    int e = range_replace_in_place(idx, tier_thp_wanted());
+    move_copy_live_from(table_page(&shim.table, idx), pa, fa);
+    int e = move_replace_in_place(table_page(&shim.table, idx), tier_thp_wanted());
     if (e == 0) {
-        range_copy_live_from(idx, fa, pa);
+        move_copy_live_from(table_page(&shim.table, idx), fa, pa);
         log_debug("fork: huge page %u moved through page %d (no room for a copy elsewhere)", idx, f);
     }
     if (os_reserve(fa, TABLE_PAGE_SIZE) != 0) {
@@ -120,13 +121,13 @@ static int move_to_ordinary(uint32_t idx)
     if (os_failed(tmp)) {
         int e = move_through_free_page(idx);
         if (e)
-            e = range_move_through_file(idx, tier_thp_wanted());
+            e = move_through_file(table_page(&shim.table, idx), tier_thp_wanted());
         if (e == 0)
             table_rebacked(&shim.table, idx, BACK_THP);
         return e;
     }
-    range_copy_live(idx, (uintptr_t)tmp);
-    int e = range_move_over(idx, (uintptr_t)tmp);
+    move_copy_live(table_page(&shim.table, idx), (uintptr_t)tmp);
+    int e = move_over(table_page(&shim.table, idx), (uintptr_t)tmp, NULL);
     if (e < 0)
         return e;
     table_rebacked(&shim.table, idx, BACK_THP);
@@ -216,7 +217,7 @@ static void update_shadows(void)
         }
         plan.shadow[i] = (uintptr_t)r;
         plan.shadows++;
-        range_copy_live(i, (uintptr_t)r);
+        move_copy_live(table_page(&shim.table, i), (uintptr_t)r);
         made++;
     }
     plan.shadowed_ns = os_now_ns();
@@ -244,7 +245,7 @@ static void fork_prepare(void)
         return;
     int32_t cached;
     while ((cached = table_evict_cached(&shim.table, true, BACK_HUGETLB)) >= 0)
-        range_release_page((uint32_t)cached); /* empty: back to the pool, not into the child */
+        range_release_page(table_page(&shim.table, (uint32_t)cached)); /* empty: back to the pool, not into the child */
     if (shim.table.held[BACK_HUGETLB] == 0)
         return;
     /* The count is read from /proc; without a descriptor left it is unknown,
@@ -276,7 +277,7 @@ static void make_pages_own(void)
             drop_shadow(i);
             continue;
         }
-        int e = sh ? range_move_over(i, sh) : -(plan.error ? plan.error : ENOMEM);
+        int e = sh ? move_over(table_page(&shim.table, i), sh, NULL) : -(plan.error ? plan.error : ENOMEM);
         if (e < 0) {
             log_fatal("fork: this child cannot have memory of its own for its parent's arenas on "
                      "huge pages (errno %d: RLIMIT_AS, or out of memory); it stops here rather "

@@ -17,8 +17,11 @@
 #include <sys/mman.h>
 
 #include "hooks.h"
+#include "next.h"
 #include "os.h"
+#include "prepare.h"
 #include "range.h"
+#include "refuse.h"
 #include "shim.h"
 #include "table.h"
 
@@ -49,7 +52,7 @@ static inline void *do_mmap(void *addr, size_t len, int prot, int flags, int fd,
         if (p)
             return p;
     } else if (replaces(flags) && range_overlaps(addr, len)) {
-        int e = range_prepare_map(addr, len, prot, flags, fd, off);
+        int e = prepare_map(addr, len, prot, flags, fd, off);
         if (e) {
             errno = -e;
             return MAP_FAILED;
@@ -74,7 +77,12 @@ PYHUGE_HOOK int munmap(void *addr, size_t len)
 {
     if (!range_overlaps(addr, len))
         return os_next_munmap(addr, len);
-    return range_munmap(addr, len);
+    int e = prepare_munmap(addr, len);
+    if (e) {
+        errno = -e;
+        return -1;
+    }
+    return 0;
 }
 
 /* The old range's pages and, with MREMAP_FIXED, the new range's become
@@ -92,13 +100,14 @@ PYHUGE_HOOK void *mremap(void *old_addr, size_t old_len, size_t new_len, int fla
     }
     if (range_overlaps(old_addr, old_len) ||
         ((flags & MREMAP_FIXED) && range_overlaps(new_addr, new_len))) {
-        int e = range_prepare_remap(old_addr, &old_len, new_len, flags, new_addr);
-        if (e == RANGE_REMAP_DONE)
-            return old_addr;
+        bool done;
+        int e = prepare_remap(old_addr, &old_len, new_len, flags, new_addr, &done);
         if (e) {
             errno = -e;
             return MAP_FAILED;
         }
+        if (done)
+            return old_addr;
     }
     return os_next_mremap(old_addr, old_len, new_len, flags, new_addr);
 }
@@ -123,7 +132,7 @@ static int probe_prot(void *addr, int prot, int pkey)
         return -EINVAL;
     if (grows)
         return range_overlaps(addr, 1) ? -EINVAL : 0;
-    return os_probe_prot(prot, pkey);
+    return refuse_prot(prot, pkey);
 }
 
 static int probe_mprotect(void *addr, size_t len, int prot)
@@ -151,11 +160,11 @@ static int probe_posix_madvise(void *addr, size_t len, int advice)
     return probe_madvise(addr, len, advice);
 }
 
-static int probe_mlock(const void *addr, size_t len) { return os_probe_mlock(addr, len, 0); }
+static int probe_mlock(const void *addr, size_t len) { return refuse_mlock(addr, len, 0); }
 
 static int probe_mlock2(const void *addr, size_t len, unsigned int flags)
 {
-    return os_probe_mlock(addr, len, flags);
+    return refuse_mlock(addr, len, flags);
 }
 
 static int probe_munlock(const void *addr, size_t len)
@@ -185,7 +194,7 @@ static inline int fail_posix_madvise(int e) { return -e; }
         if (range_overlaps(addr, len)) {                                                        \
             int e = probe_##name args;                                                          \
             if (e == 0)                                                                         \
-                e = range_prepare((void *)(addr), len, gaps);                                   \
+                e = prepare_call((void *)(addr), len, gaps);                                   \
             if (e < 0)                                                                          \
                 return fail_##name(e);                                                          \
         }                                                                                       \

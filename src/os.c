@@ -1,7 +1,10 @@
-/* The only file that talks to the kernel: see os.h for the contract. */
+/*
+ * Our system calls (os.h), each a thin wrapper around one call, made with
+ * syscall(2) so that none goes through a libc function another preloaded
+ * library may have interposed, and none touches errno.
+ */
 #include "os.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -46,6 +49,16 @@ int os_mprotect(void *addr, size_t len, int prot)
     return (int)SYS3(SYS_mprotect, addr, len, prot);
 }
 
+int os_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
+{
+    return (int)SYS6(SYS_pkey_mprotect, addr, len, prot, pkey, 0, 0);
+}
+
+int os_mlock2(const void *addr, size_t len, unsigned int flags)
+{
+    return (int)SYS3(SYS_mlock2, addr, len, flags);
+}
+
 int os_madvise(void *addr, size_t len, int advice)
 {
     return (int)SYS3(SYS_madvise, addr, len, advice);
@@ -54,56 +67,6 @@ int os_madvise(void *addr, size_t len, int advice)
 intptr_t os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr)
 {
     return SYS6(SYS_mremap, old_addr, old_len, new_len, flags, new_addr, 0);
-}
-
-/* mm/mlock.c, do_mlock: flags and RLIMIT_MEMLOCK are checked before
- * anything is locked. Asked with len 0, the kernel checks the flags, a zero
- * limit (EPERM) and pages locked already past it (ENOMEM). Past that, it
- * takes len more pages, less those of the range locked already (at most
- * len, and at most those locked): more than the limit by len alone is a
- * certain refusal, for a process without CAP_IPC_LOCK. */
-int os_probe_mlock(const void *addr, size_t len, unsigned int flags)
-{
-    /* Aligned down: the kernel rounds len 0 at an unaligned address up to
-     * one page, and would lock it. */
-    int e = (int)SYS3(SYS_mlock2, (uintptr_t)addr & ~(uintptr_t)(OS_PAGE_SIZE - 1), 0, flags);
-    if (e)
-        return e;
-    struct rlimit lim;
-    if (SYS6(SYS_prlimit64, 0, RLIMIT_MEMLOCK, NULL, &lim, 0, 0) != 0 ||
-        lim.rlim_cur == RLIM_INFINITY)
-        return 0;
-    size_t pages = (len + ((uintptr_t)addr & (OS_PAGE_SIZE - 1)) + OS_PAGE_SIZE - 1) / OS_PAGE_SIZE;
-    if (pages <= lim.rlim_cur / OS_PAGE_SIZE)
-        return 0;
-    struct __user_cap_header_struct head = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
-    if (SYS3(SYS_capget, &head, caps, 0) != 0)
-        return 0; /* unknown: let the kernel answer */
-    return caps[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32)) ? 0 : -ENOMEM;
-}
-
-int os_probe_prot(int prot, int pkey)
-{
-    static uintptr_t scratch;
-    uintptr_t s = __atomic_load_n(&scratch, __ATOMIC_ACQUIRE);
-    if (!s) {
-        intptr_t r = os_reserve_new(OS_PAGE_SIZE, OS_PAGE_SIZE);
-        if (os_failed(r))
-            return 0;
-        uintptr_t none = 0;
-        if (!__atomic_compare_exchange_n(&scratch, &none, (uintptr_t)r, false, __ATOMIC_ACQ_REL,
-                                         __ATOMIC_ACQUIRE))
-            os_munmap((void *)r, OS_PAGE_SIZE);
-        s = __atomic_load_n(&scratch, __ATOMIC_ACQUIRE);
-    }
-    int e = pkey < 0 ? (int)SYS3(SYS_mprotect, s, OS_PAGE_SIZE, prot)
-                     : (int)SYS6(SYS_pkey_mprotect, s, OS_PAGE_SIZE, prot, pkey, 0, 0);
-    if (e == 0 && pkey >= 0)
-        SYS6(SYS_pkey_mprotect, s, OS_PAGE_SIZE, PROT_NONE, 0, 0, 0);
-    else if (e == 0)
-        SYS3(SYS_mprotect, s, OS_PAGE_SIZE, PROT_NONE);
-    return e == -ENOSYS ? 0 : e;
 }
 
 int os_reserve(uintptr_t addr, size_t len)
@@ -178,15 +141,6 @@ bool os_is_mapped(uintptr_t addr, size_t len)
     return true;
 }
 
-intptr_t os_map_anon_at(uintptr_t addr, size_t len, bool thp)
-{
-    intptr_t r = os_mmap((void *)addr, len, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (!os_failed(r) && thp)
-        os_madvise((void *)r, len, MADV_HUGEPAGE);
-    return r;
-}
-
 void os_name_range(void *addr, size_t len, const char *name)
 {
 #ifndef PR_SET_VMA
@@ -217,7 +171,7 @@ intptr_t os_map_memfd(const char *name, size_t len)
 
 int os_close(int fd) { return (int)SYS3(SYS_close, fd, 0, 0); }
 
-ssize_t os_read(int fd, void *buf, size_t len) { return SYS3(SYS_read, fd, buf, len); }
+static ssize_t os_read(int fd, void *buf, size_t len) { return SYS3(SYS_read, fd, buf, len); }
 
 int os_write_all(int fd, const void *buf, size_t len)
 {
@@ -334,6 +288,19 @@ uint64_t os_as_limit(void) { return soft_limit(RLIMIT_AS); }
 
 uint64_t os_fsize_limit(void) { return soft_limit(RLIMIT_FSIZE); }
 
+uint64_t os_memlock_limit(void) { return soft_limit(RLIMIT_MEMLOCK); }
+
+int os_capable(int cap, bool *has)
+{
+    struct __user_cap_header_struct head = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    int e = (int)SYS3(SYS_capget, &head, caps, 0);
+    if (e)
+        return e;
+    *has = caps[cap / 32].effective & (1u << (cap % 32));
+    return 0;
+}
+
 void os_block_signals(sigset_t *old)
 {
     sigset_t all;
@@ -372,43 +339,3 @@ void os_hostname(char *buf, size_t len)
         buf[i] = u.nodename[i];
     buf[i] = '\0';
 }
-
-int os_raw_posix_madvise(void *addr, size_t len, int advice)
-{
-    if (advice == POSIX_MADV_DONTNEED)
-        return 0; /* glibc's rule: POSIX_MADV_DONTNEED must not discard data */
-    long r = raw(SYS_madvise, (long)addr, (long)len, advice, 0, 0, 0);
-    return r < 0 ? (int)-r : 0;
-}
-
-/* ---- pass-through: the next definition in the chain --------------------- */
-
-/* mremap is variadic in libc and called here with its five arguments, as
- * glibc's own wrapper reads them; on x86_64 and aarch64 Linux a variadic
- * callee takes fixed arguments the same way. */
-#define DECLARE_NEXT(ret, name, params, args, raw, gaps) static ret(*next_##name) params;
-PYHUGE_HOOKS(DECLARE_NEXT)
-#undef DECLARE_NEXT
-
-void os_init(void)
-{
-#define RESOLVE_NEXT(ret, name, params, args, raw, gaps)                                         \
-    if (!__atomic_load_n(&next_##name, __ATOMIC_ACQUIRE)) {                                     \
-        ret(*fn) params;                                                                        \
-        *(void **)&fn = dlsym(RTLD_NEXT, #name);                                                \
-        __atomic_store_n(&next_##name, fn, __ATOMIC_RELEASE);                                   \
-    }
-    PYHUGE_HOOKS(RESOLVE_NEXT)
-#undef RESOLVE_NEXT
-}
-
-#define DEFINE_NEXT(ret, name, params, args, raw, gaps)                                          \
-    ret os_next_##name params                                                                   \
-    {                                                                                           \
-        ret(*fn) params = __atomic_load_n(&next_##name, __ATOMIC_ACQUIRE);                      \
-        if (fn)                                                                                 \
-            return fn args;                                                                     \
-        return raw;                                                                             \
-    }
-PYHUGE_HOOKS(DEFINE_NEXT)
-#undef DEFINE_NEXT

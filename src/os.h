@@ -1,16 +1,11 @@
 /*
- * The kernel, as pyhuge sees it. Only os.c makes system calls; nothing above
- * it touches the kernel or libc's memory calls.
+ * The kernel, as pyhuge sees it: system calls only, each one thin. Only
+ * os.c makes our own system calls (next.c passes the caller's on); nothing
+ * above it touches the kernel or libc's memory calls.
  *
- * Two families:
- *  - os_*: our own calls. Each returns 0 (or an address / a count) on success
- *    and a negative errno on failure, never touches errno, never allocates and
- *    is async-signal-safe. Use os_failed() on the intptr_t results.
- *  - os_next_*: the caller's call passed on to the next definition after ours
- *    (normally glibc's), with that function's own return value and errno.
- *    Until os_init() has resolved them they are raw system calls, which on
- *    Linux/x86_64 and aarch64 is exactly what glibc does for these calls.
- *    One for each call in hooks.h.
+ * Each returns 0 (or an address / a count) on success and a negative errno
+ * on failure, never touches errno, never allocates and is
+ * async-signal-safe. Use os_failed() on the intptr_t results.
  */
 #ifndef PYHUGE_OS_H
 #define PYHUGE_OS_H
@@ -25,28 +20,14 @@
 
 static inline bool os_failed(intptr_t r) { return r < 0 && r > -4096; }
 
-/* Resolves the os_next_* functions. Call once, from a constructor: dlsym may
- * allocate. Safe to call more than once. */
-void os_init(void);
-
 intptr_t os_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 int os_munmap(void *addr, size_t len);
 int os_mprotect(void *addr, size_t len, int prot);
+int os_pkey_mprotect(void *addr, size_t len, int prot, int pkey);
+int os_mlock2(const void *addr, size_t len, unsigned int flags);
 int os_madvise(void *addr, size_t len, int advice);
 /* new_addr is used only with MREMAP_FIXED. */
 intptr_t os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
-
-/* Whether mlock2(addr, len, flags) would be refused before it locked
- * anything: 0 (go on: it may still fail later), or the -errno it would
- * fail with. Changes nothing. */
-int os_probe_mlock(const void *addr, size_t len, unsigned int flags);
-
-/* Asks the kernel whether it takes `prot` (and `pkey`, unless -1) for a
- * page of anonymous memory, on a page of address space kept for the
- * purpose: 0, or the -errno mprotect/pkey_mprotect would fail with for any
- * such page. 0 too when the kernel cannot be asked. Not for
- * PROT_GROWSDOWN/GROWSUP, which ask about the mapping at an address. */
-int os_probe_prot(int prot, int pkey);
 
 /* Address space only: PROT_NONE, MAP_NORESERVE, left out of core dumps
  * (MADV_DONTDUMP: gcore would otherwise write every reserved byte), named
@@ -61,8 +42,6 @@ intptr_t os_reserve_new(size_t len, size_t align);
  * MADV_HUGEPAGE when `thp` (a transparent huge page needs a whole aligned
  * 2 MiB inside one such mapping). Not faulted in. The address or -errno. */
 intptr_t os_map_anon(size_t len, size_t align, bool thp);
-/* The same at addr, where nothing may be mapped (MAP_FIXED_NOREPLACE). */
-intptr_t os_map_anon_at(uintptr_t addr, size_t len, bool thp);
 
 /* True when the 4 KiB page at addr lies inside the address space the
  * kernel gives this process (asked with a mapping there that is undone at
@@ -88,7 +67,6 @@ intptr_t os_map_memfd(const char *name, size_t len);
 
 int os_open(const char *path, int flags, int mode);
 int os_close(int fd);
-ssize_t os_read(int fd, void *buf, size_t len);
 /* Writes all of buf unless the kernel refuses; returns 0 or -errno. */
 int os_write_all(int fd, const void *buf, size_t len);
 /* All of len bytes at file offset off, or -errno (-EIO: the file ended). */
@@ -109,6 +87,12 @@ int64_t os_vm_size(void);
  * (or unknown). */
 uint64_t os_as_limit(void);
 uint64_t os_fsize_limit(void);
+/* RLIMIT_MEMLOCK's soft limit in bytes: UINT64_MAX for none (or unknown). */
+uint64_t os_memlock_limit(void);
+
+/* Whether this thread has capability cap (CAP_*) in its effective set:
+ * 0 and *has, or -errno when the kernel cannot say. */
+int os_capable(int cap, bool *has);
 
 /* Blocks every signal this thread can block, saving the old mask in *old;
  * os_restore_signals puts it back. */
@@ -123,15 +107,5 @@ int os_getpid(void);
 uint64_t os_now_ns(void);
 /* The node name, truncated to len-1 bytes; "" when unknown. */
 void os_hostname(char *buf, size_t len);
-
-/* posix_madvise done with madvise, as glibc does it: returns the error
- * number instead of setting errno, and never discards data. */
-int os_raw_posix_madvise(void *addr, size_t len, int advice);
-
-#include "hooks.h"
-
-#define OS_DECLARE_NEXT(ret, name, params, args, raw, gaps) ret os_next_##name params;
-PYHUGE_HOOKS(OS_DECLARE_NEXT)
-#undef OS_DECLARE_NEXT
 
 #endif

@@ -9,6 +9,7 @@
 #include "heap.h"
 #include "log.h"
 #include "os.h"
+#include "next.h"
 #include "range.h"
 #include "report.h"
 #include "state.h"
@@ -63,7 +64,7 @@ static bool stepped_aside;
 
 void shim_constructor(void)
 {
-    os_init();
+    next_init();
     if (another_copy_first()) {
         stepped_aside = true;
         __atomic_store_n(&shim.state, STATE_OFF, __ATOMIC_RELEASE);
@@ -94,7 +95,7 @@ static bool setup_once(void)
 {
     if (shim.range_tried)
         return shim.table.pages != NULL;
-    if (!range_init())
+    if (range_init() != 0)
         return false;
     report_publish_page();
     tier_detect();
@@ -108,12 +109,12 @@ static uintptr_t take_slot(int cls, bool *must_zero, int *reason)
     uintptr_t a = table_take_slot(&shim.table, cls, must_zero);
     if (a)
         return a;
-    int32_t idx = range_claim_page();
-    if (idx < 0) {
+    uint32_t idx;
+    if (range_claim_page(&idx) != 0) {
         *reason = PYHUGE_FALLBACK_SPACE;
         return 0;
     }
-    *reason = tier_back_page((uint32_t)idx, cls);
+    *reason = tier_back_page(idx, cls);
     if (*reason >= 0)
         return 0;
     return table_take_slot(&shim.table, cls, must_zero);

@@ -1,8 +1,8 @@
 /*
  * The shim's state, shared by the files that implement it: shim.c (start-up
- * and new arenas), range.c (the reserved range), tiers.c (where a page's
- * memory comes from), report.c (counters and messages), fork.c. Internal:
- * nothing outside src/ includes it.
+ * and new arenas), range.c (the reserved range), prepare.c (what callers do
+ * to it), tiers.c (where a page's memory comes from), report.c (counters
+ * and messages), fork.c. Internal: nothing outside src/ includes it.
  *
  * Every field below `lock` is read and written under it, except where noted.
  */
@@ -58,8 +58,16 @@ static inline void shim_lock(void)
     pthread_mutex_lock(&shim.lock);
 }
 
+/* Aborts with a message when the side table breaks one of its invariants
+ * (table_check); range.c. Called at every unlock in debug builds
+ * (buildtype=debug defines PYHUGE_CHECK_TABLE). */
+void shim_check_table(void);
+
 static inline void shim_unlock(void)
 {
+#ifdef PYHUGE_CHECK_TABLE
+    shim_check_table();
+#endif
     pthread_mutex_unlock(&shim.lock);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     in_shim = 0;

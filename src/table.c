@@ -1,3 +1,8 @@
+/*
+ * The side table's bookkeeping (table.h): which page of the range holds
+ * which arenas, the lists that find a slot or a free page in one step, and
+ * the counters the report reads. No system calls.
+ */
 #include "table.h"
 
 static const uint8_t class_shift[TABLE_CLASSES] = {18, 20, 21};
@@ -120,27 +125,41 @@ bool table_lookup(const struct table *t, uintptr_t addr, uint32_t *idx)
     return false;
 }
 
-bool table_live_at(const struct table *t, uintptr_t addr, uint32_t *idx)
+bool table_page_at(const struct table *t, uintptr_t addr, struct page_ref *r)
 {
-    if (!table_lookup(t, addr, idx) || *idx >= t->used)
-        return false;
-    const struct page *p = &t->pages[*idx];
-    return page_serves(p) && (p->live & (1u << ((addr - table_page_addr(t, *idx)) >> p->shift)));
-}
-
-uintptr_t table_piece(const struct table *t, uintptr_t addr, uintptr_t end, bool *inside)
-{
-    uintptr_t stop = end;
-    *inside = false;
     for (uint32_t k = t->nextents; k-- > 0;) {
         const struct table_extent *e = &t->ext[k];
         if (addr >= e->lo && addr < e->hi) {
-            *inside = true;
-            return e->hi < end ? e->hi : end; /* pages inside: look each up */
+            uint32_t off = (uint32_t)((addr - e->lo) >> TABLE_PAGE_SHIFT);
+            r->idx = e->first + off;
+            r->p = &t->pages[r->idx];
+            r->addr = e->lo + ((uintptr_t)off << TABLE_PAGE_SHIFT);
+            return true;
         }
-        if (e->lo > addr && e->lo < stop)
-            stop = e->lo;
     }
+    return false;
+}
+
+struct page_ref table_page(const struct table *t, uint32_t idx)
+{
+    return (struct page_ref){.idx = idx, .p = &t->pages[idx], .addr = table_page_addr(t, idx)};
+}
+
+bool table_live_at(const struct table *t, uintptr_t addr, uint32_t *idx)
+{
+    struct page_ref r;
+    if (!table_page_at(t, addr, &r) || r.idx >= t->used)
+        return false;
+    *idx = r.idx;
+    return page_serves(r.p) && (r.p->live & (1u << ((addr - r.addr) >> r.p->shift)));
+}
+
+uintptr_t table_outside_end(const struct table *t, uintptr_t addr, uintptr_t end)
+{
+    uintptr_t stop = end;
+    for (uint32_t k = 0; k < t->nextents; k++)
+        if (t->ext[k].lo > addr && t->ext[k].lo < stop)
+            stop = t->ext[k].lo;
     return stop;
 }
 
@@ -236,38 +255,39 @@ uintptr_t table_take_slot(struct table *t, int cls, bool *must_zero)
     return take_from(t, idx, must_zero);
 }
 
-enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t *idx_out)
+enum release table_release(struct table *t, uintptr_t addr, size_t len, struct page_ref *r)
 {
-    uint32_t idx;
-    if (!table_lookup(t, addr, &idx) || idx >= t->used)
+    if (!table_page_at(t, addr, r) || r->idx >= t->used)
         return RELEASE_NOT_SLOT;
-    struct page *p = &t->pages[idx];
-    *idx_out = idx;
+    struct page *p = r->p;
     if (!page_serves(p) || len != (size_t)1 << p->shift)
         return RELEASE_NOT_SLOT;
-    uintptr_t off = addr - table_page_addr(t, idx);
-    if (off & (len - 1))
+    uintptr_t off = addr - r->addr;
+    if (off & (len - 1) || !(p->live & (1u << (off >> p->shift))))
         return RELEASE_NOT_SLOT;
-    uint8_t bit = (uint8_t)(1u << (off >> p->shift));
-    if (!(p->live & bit))
-        return RELEASE_NOT_SLOT;
+    return table_release_slot(t, *r, (unsigned)(off >> p->shift));
+}
+
+enum release table_release_slot(struct table *t, struct page_ref r, unsigned i)
+{
+    struct page *p = r.p;
     bool was_full = p->live == full_mask(p);
-    p->live &= (uint8_t)~bit;
+    p->live &= (uint8_t)~(1u << i);
     enum backing b = page_backing(p);
     t->live[b]--;
     if (p->live) {
         if (was_full)
-            list_push(t, idx, LIST_PARTIAL);
+            list_push(t, r.idx, LIST_PARTIAL);
         return RELEASE_KEPT;
     }
-    list_remove(t, idx);
+    list_remove(t, r.idx);
     if (t->cached < t->cache_max) {
-        list_push(t, idx, LIST_CACHE);
+        list_push(t, r.idx, LIST_CACHE);
         t->cached++;
         return RELEASE_KEPT;
     }
     t->held[b]--;
-    table_put_free(t, idx);
+    table_put_free(t, r.idx);
     return RELEASE_UNMAP_PAGE;
 }
 
@@ -310,4 +330,126 @@ void table_give_to_kernel(struct table *t, uint32_t idx)
     }
     list_remove(t, idx);
     p->state = PAGE_KERNEL;
+    p->live = p->dirty = 0; /* its arenas are the kernel's memory now */
+}
+
+/* ---- the invariants ------------------------------------------------------ */
+
+static const char *check_extents(const struct table *t)
+{
+    uint32_t n = 0;
+    if (t->nextents > TABLE_MAX_EXTENTS)
+        return "more extents than the table holds";
+    for (uint32_t k = 0; k < t->nextents; k++) {
+        const struct table_extent *e = &t->ext[k];
+        if (e->lo >= e->hi || (e->lo | e->hi) & (TABLE_PAGE_SIZE - 1))
+            return "an extent empty or not made of whole 2 MiB pages";
+        if (e->first != n)
+            return "an extent's pages not numbered on from the last one's";
+        n += extent_pages(e);
+    }
+    if (n != t->npages || t->npages > t->max_pages || t->used > t->npages)
+        return "npages, used and max_pages disagree with the extents";
+    /* An older extent's page under a newer extent is the kernel's: the new
+     * one could only be reserved where nothing of ours was mapped. */
+    for (uint32_t k = 0; k < t->nextents; k++)
+        for (uint32_t j = k + 1; j < t->nextents; j++) {
+            const struct table_extent *e = &t->ext[k], *f = &t->ext[j];
+            for (uintptr_t a = e->lo; a < e->hi; a += TABLE_PAGE_SIZE) {
+                uint32_t idx = e->first + (uint32_t)((a - e->lo) >> TABLE_PAGE_SHIFT);
+                if (a >= f->lo && a < f->hi && (idx >= t->used || t->pages[idx].state != PAGE_KERNEL))
+                    return "extents overlap over a page that is not the kernel's";
+            }
+        }
+    return NULL;
+}
+
+/* The list a page of this state and these slots belongs on (LIST_NONE
+ * also for a FREE page claimed and not backed yet, or a serving page that
+ * is empty but only just added). */
+static const char *check_page(const struct table *t, uint32_t idx, uint32_t *held, uint64_t *live)
+{
+    const struct page *p = &t->pages[idx];
+    switch (p->state) {
+    case PAGE_FREE:
+    case PAGE_KERNEL:
+        if (p->live)
+            return "a page that serves no arena has live slots";
+        if (p->list != LIST_NONE && !(p->state == PAGE_FREE && p->list == LIST_FREE))
+            return "a FREE or KERNEL page on a list other than the free list";
+        return NULL;
+    case PAGE_HUGE:
+    case PAGE_THP:
+        break;
+    default:
+        return "a page in no known state";
+    }
+    if (p->shift != 18 && p->shift != 20 && p->shift != 21)
+        return "a serving page with slots of no arena size";
+    if ((p->live | p->dirty) & ~full_mask(p))
+        return "slot bits past the page's slots";
+    if (p->live & ~p->dirty)
+        return "a live slot that is not dirty";
+    held[page_backing(p)]++;
+    live[page_backing(p)] += (uint64_t)__builtin_popcount(p->live);
+    if (p->live == full_mask(p) ? p->list != LIST_NONE
+        : p->live ? p->list != LIST_PARTIAL
+                  : p->list != LIST_PARTIAL && p->list != LIST_CACHE)
+        return "a serving page on the wrong list for its live slots";
+    return NULL;
+}
+
+/* Walks one list: linked both ways, no loop, every page on it marked so. */
+static const char *check_list(const struct table *t, int32_t head, enum page_list which, int shift,
+                              uint32_t *count)
+{
+    int32_t prev = -1;
+    *count = 0;
+    for (int32_t i = head; i >= 0; prev = i, i = t->pages[i].next) {
+        if ((uint32_t)i >= t->used || ++*count > t->used)
+            return "a list runs past the pages used, or loops";
+        const struct page *p = &t->pages[i];
+        if (p->list != which || p->prev != prev)
+            return "a list's page is marked for another list, or linked back wrongly";
+        if (shift >= 0 && p->shift != shift)
+            return "a page on the partial list of another arena size";
+    }
+    return NULL;
+}
+
+const char *table_check(const struct table *t)
+{
+    const char *why = check_extents(t);
+    if (why)
+        return why;
+    uint32_t held[BACKINGS] = {0}, on[4] = {0}, n;
+    uint64_t live[BACKINGS] = {0};
+    for (uint32_t i = 0; i < t->used; i++) {
+        if ((why = check_page(t, i, held, live)))
+            return why;
+        on[t->pages[i].list]++;
+    }
+    if ((why = check_list(t, t->free_head, LIST_FREE, -1, &n)))
+        return why;
+    if (n != t->free_listed || n != on[LIST_FREE])
+        return "free_listed is not the length of the free list";
+    if ((why = check_list(t, t->cache_head, LIST_CACHE, -1, &n)))
+        return why;
+    if (n != t->cached || n != on[LIST_CACHE] || t->cached > t->cache_max)
+        return "cached is not the length of the cache list, or past cache_max";
+    uint32_t partial = 0;
+    for (int c = 0; c < TABLE_CLASSES; c++) {
+        if ((why = check_list(t, t->partial[c], LIST_PARTIAL, class_shift[c], &n)))
+            return why;
+        partial += n;
+    }
+    if (partial != on[LIST_PARTIAL])
+        return "a page marked partial on no partial list";
+    for (int b = 0; b < BACKINGS; b++) {
+        if (held[b] != t->held[b] || held[b] > t->peak[b])
+            return "held is not the number of serving pages, or above its peak";
+        if (live[b] != t->live[b])
+            return "live is not the number of live slots";
+    }
+    return NULL;
 }

@@ -62,6 +62,46 @@ static inline enum backing page_backing(const struct page *p)
 
 static inline unsigned page_slots(const struct page *p) { return 1u << (TABLE_PAGE_SHIFT - p->shift); }
 
+/* A page resolved once: its index, its entry and its address, so that the
+ * callers that act on a page never turn an address into an index and back
+ * (each a walk of the extents). `p` is only meaningful below table.used
+ * (table_state). */
+struct page_ref {
+    uint32_t idx;
+    struct page *p;
+    uintptr_t addr;
+};
+
+/* Slot i of a serving page: its address. */
+static inline uintptr_t page_slot_addr(struct page_ref r, unsigned i)
+{
+    return r.addr + ((uintptr_t)i << r.p->shift);
+}
+
+/* The slots of serving page r that [lo, hi) (within the page, lo < hi)
+ * touches, as a mask: bit i for slot i. */
+static inline unsigned page_slots_touched(struct page_ref r, uintptr_t lo, uintptr_t hi)
+{
+    unsigned first = (unsigned)((lo - r.addr) >> r.p->shift);
+    unsigned last = (unsigned)((hi - 1 - r.addr) >> r.p->shift);
+    return ((2u << last) - 1) & ~((1u << first) - 1);
+}
+
+/* The slots that [lo, hi) covers whole. */
+static inline unsigned page_slots_within(struct page_ref r, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t size = (uintptr_t)1 << r.p->shift;
+    unsigned first = (unsigned)((lo - r.addr + size - 1) >> r.p->shift);
+    unsigned end = (unsigned)((hi - r.addr) >> r.p->shift);
+    return end > first ? ((1u << end) - 1) & ~((1u << first) - 1) : 0;
+}
+
+/* Runs the statement after it once for each slot i in mask, lowest first:
+ * for_each_slot(i, p->live) visits the live slots. */
+#define for_each_slot(i, mask)                                                                   \
+    for (unsigned i##_left = (mask), i = 0;                                                     \
+         i##_left && ((i = (unsigned)__builtin_ctz(i##_left)), 1); i##_left &= i##_left - 1)
+
 /* [lo, hi): pages [first, first + (hi - lo) / 2 MiB). lo and hi are read
  * without the lock (table_overlaps), so they are written atomically. */
 struct table_extent {
@@ -115,11 +155,25 @@ bool table_lookup(const struct table *t, uintptr_t addr, uint32_t *idx);
  * *idx is then its page. */
 bool table_live_at(const struct table *t, uintptr_t addr, uint32_t *idx);
 
-/* Splits [addr, end) at the first extent boundary: returns the end of the
- * leading piece, and sets *inside when that piece lies in an extent. */
-uintptr_t table_piece(const struct table *t, uintptr_t addr, uintptr_t end, bool *inside);
+/* The page holding addr, resolved once: true and *r, or false when addr
+ * is in no extent (newest extent first, as table_lookup). */
+bool table_page_at(const struct table *t, uintptr_t addr, struct page_ref *r);
+
+/* Page idx (below npages), resolved once. */
+struct page_ref table_page(const struct table *t, uint32_t idx);
+
+/* Where [addr, end), with addr in no extent, first meets one: the lowest
+ * extent start inside it, or end. */
+uintptr_t table_outside_end(const struct table *t, uintptr_t addr, uintptr_t end);
 
 uintptr_t table_page_addr(const struct table *t, uint32_t idx);
+
+/* A page's state; PAGE_FREE for one never taken (idx >= used), whose entry
+ * is not written yet. */
+static inline enum page_state table_state(const struct table *t, struct page_ref r)
+{
+    return r.idx < t->used ? (enum page_state)r.p->state : PAGE_FREE;
+}
 
 /* Hands out a free slot of class cls from a serving page that is already
  * mapped (partly used first, then cached). Sets *must_zero when the slot
@@ -145,8 +199,12 @@ enum release {
     RELEASE_UNMAP_PAGE, /* freed; the page is now FREE: the caller unmaps it */
 };
 
-/* Frees the live slot at exactly [addr, addr+len). *idx gets the page. */
-enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t *idx);
+/* Frees the live slot at exactly [addr, addr+len). *r gets the page when
+ * addr is in the table. */
+enum release table_release(struct table *t, uintptr_t addr, size_t len, struct page_ref *r);
+
+/* Frees live slot i of serving page r. */
+enum release table_release_slot(struct table *t, struct page_ref r, unsigned i);
 
 /* Gives page idx to the kernel: its arenas are no longer counted and the
  * page is never backed again. Pages never taken up to idx become FREE pages
@@ -167,5 +225,14 @@ uint32_t table_cached_on(const struct table *t, enum backing b);
  * it) or -1 when the cache is empty. Only pages backed by b when
  * `only` is true. */
 int32_t table_evict_cached(struct table *t, bool only, enum backing b);
+
+/* NULL when every invariant of the table holds, else the first that does
+ * not, in words: the extents numbered on, each in the range and any
+ * overlap only over pages of the kernel's; each page's list agrees with
+ * its state and slots; the lists linked both ways, without a loop; the
+ * counters equal to what they count; live slots a subset of dirty ones.
+ * O(pages used); the unit tests call it after every step, debug builds
+ * at every unlock of the shim's lock (state.h). */
+const char *table_check(const struct table *t);
 
 #endif

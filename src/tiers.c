@@ -6,7 +6,7 @@
 
 #include "log.h"
 #include "os.h"
-#include "range.h"
+#include "move.h"
 #include "state.h"
 
 #ifndef MAP_HUGE_2MB
@@ -79,12 +79,13 @@ static int refusal_reason(void)
  * even that could be put back. */
 static bool place(uint32_t idx, uintptr_t tmp)
 {
-    int e = range_move_over(idx, tmp);
-    if (e == 0)
+    struct page_ref r = table_page(&shim.table, idx);
+    bool copied;
+    int e = move_over(r, tmp, &copied);
+    if (e == 0 && !copied)
         return true;
-    uintptr_t a = table_page_addr(&shim.table, idx);
-    if (e == RANGE_COPIED && os_reserve(a, TABLE_PAGE_SIZE) != 0) {
-        os_munmap((void *)a, TABLE_PAGE_SIZE);
+    if (copied && os_reserve(r.addr, TABLE_PAGE_SIZE) != 0) {
+        os_munmap((void *)r.addr, TABLE_PAGE_SIZE);
         table_give_to_kernel(&shim.table, idx);
     }
     return false;

@@ -1,5 +1,6 @@
 #include "concurrency_work.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -7,7 +8,8 @@
 #include <sys/time.h>
 
 #include "fakepython.h"
-#include "os.h"
+#include "next.h"
+#include "prepare.h"
 #include "range.h"
 #include "shim.h"
 
@@ -22,7 +24,7 @@ void concurrency_setup(void)
 {
     /* Pass-through calls then go through libc (and TSan's interceptors,
      * which forget an unmapped range's history), as in a real process. */
-    os_init();
+    next_init();
     PyObjectArenaAllocator a;
     PyObject_GetArenaAllocator(&a);
     arena_site = (uintptr_t)a.alloc + 16;
@@ -42,7 +44,12 @@ static unsigned char *arena_alloc(int *huge)
 
 static int arena_free(void *p)
 {
-    return range_overlaps(p, ARENA) ? range_munmap(p, ARENA) : os_next_munmap(p, ARENA);
+    if (!range_overlaps(p, ARENA))
+        return os_next_munmap(p, ARENA);
+    int e = prepare_munmap(p, ARENA);
+    if (e)
+        errno = -e;
+    return e ? -1 : 0;
 }
 
 static void *worker(void *arg)
