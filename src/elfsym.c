@@ -1,3 +1,8 @@
+/*
+ * Symbol lookup in a loaded object without the dynamic linker's help
+ * (elfsym.h): its dynamic section walked in memory, the GNU or SysV hash
+ * table read, nothing allocated.
+ */
 #include "elfsym.h"
 
 #include <elf.h>

@@ -1,3 +1,7 @@
+/*
+ * The formatter behind every message (fmt.h): a small printf into a fixed
+ * buffer, so that a message from inside a hook allocates nothing.
+ */
 #include "fmt.h"
 
 #include <stdint.h>

@@ -24,14 +24,6 @@
 #define RANGE_MIN_STEP 16u
 #define RANGE_TIGHT_STEP 4u
 
-/* ---- lock-free: is this ours? --------------------------------------------- */
-
-bool range_overlaps(const void *addr, size_t len)
-{
-    uintptr_t a = (uintptr_t)addr, end = a + len < a ? UINTPTR_MAX : a + len;
-    return table_overlaps(&shim.table, a, end);
-}
-
 /* ---- growing ---------------------------------------------------------------- */
 
 int range_init(void)

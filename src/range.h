@@ -13,10 +13,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "state.h"
 #include "table.h"
 
-/* True when [addr, addr+len) meets the range. Lock-free. */
-bool range_overlaps(const void *addr, size_t len);
+/* True when [addr, addr+len) meets the range. Lock-free; inline, since
+ * every interposed call asks it first. */
+static inline bool range_overlaps(const void *addr, size_t len)
+{
+    uintptr_t a = (uintptr_t)addr, end = a + len < a ? UINTPTR_MAX : a + len;
+    return table_overlaps(&shim.table, a, end);
+}
 
 /* ---- under the shim's lock ------------------------------------------------- */
 
