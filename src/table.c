@@ -41,6 +41,8 @@ static void list_push(struct table *t, uint32_t idx, enum page_list which)
         t->pages[*head].prev = (int32_t)idx;
     *head = (int32_t)idx;
     t->free_listed += which == LIST_FREE;
+    if (which == LIST_CACHE)
+        t->cached_on[page_backing(p)]++;
 }
 
 static void list_remove(struct table *t, uint32_t idx)
@@ -56,6 +58,8 @@ static void list_remove(struct table *t, uint32_t idx)
     if (p->next >= 0)
         t->pages[p->next].prev = p->prev;
     t->free_listed -= p->list == LIST_FREE;
+    if (p->list == LIST_CACHE)
+        t->cached_on[page_backing(p)]--;
     p->prev = p->next = -1;
     p->list = LIST_NONE;
 }
@@ -212,6 +216,10 @@ void table_rebacked(struct table *t, uint32_t idx, enum backing b)
     struct page *p = &t->pages[idx];
     enum backing old = page_backing(p);
     uint64_t n = (uint64_t)__builtin_popcount(p->live);
+    if (p->list == LIST_CACHE) {
+        t->cached_on[old]--;
+        t->cached_on[b]++;
+    }
     t->live[old] -= n;
     t->live[b] += n;
     t->held[old]--;
@@ -289,14 +297,6 @@ enum release table_release_slot(struct table *t, struct page_ref r, unsigned i)
     t->held[b]--;
     table_put_free(t, r.idx);
     return RELEASE_UNMAP_PAGE;
-}
-
-uint32_t table_cached_on(const struct table *t, enum backing b)
-{
-    uint32_t n = 0;
-    for (int32_t i = t->cache_head; i >= 0; i = t->pages[i].next)
-        n += page_backing(&t->pages[i]) == b;
-    return n;
 }
 
 int32_t table_evict_cached(struct table *t, bool only, enum backing b)
@@ -437,6 +437,11 @@ const char *table_check(const struct table *t)
         return why;
     if (n != t->cached || n != on[LIST_CACHE] || t->cached > t->cache_max)
         return "cached is not the length of the cache list, or past cache_max";
+    uint32_t by[BACKINGS] = {0};
+    for (int32_t i = t->cache_head; i >= 0; i = t->pages[i].next)
+        by[page_backing(&t->pages[i])]++;
+    if (by[BACK_HUGETLB] != t->cached_on[BACK_HUGETLB] || by[BACK_THP] != t->cached_on[BACK_THP])
+        return "cached_on is not the number of cached pages of each backing";
     uint32_t partial = 0;
     for (int c = 0; c < TABLE_CLASSES; c++) {
         if ((why = check_list(t, t->partial[c], LIST_PARTIAL, class_shift[c], &n)))

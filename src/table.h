@@ -118,6 +118,7 @@ struct table {
     uint32_t held[BACKINGS]; /* pages serving arenas, cached ones included */
     uint32_t peak[BACKINGS]; /* most of them at once */
     uint32_t cached;         /* serving pages with no live slot, kept mapped */
+    uint32_t cached_on[BACKINGS]; /* of them, by backing */
     uint32_t cache_max;
     uint64_t live[BACKINGS]; /* live arenas in serving pages */
     int32_t free_head;       /* FREE pages below `used` */
@@ -219,7 +220,10 @@ static inline uint32_t table_free_pages(const struct table *t)
 }
 
 /* Cached pages backed by b. */
-uint32_t table_cached_on(const struct table *t, enum backing b);
+static inline uint32_t table_cached_on(const struct table *t, enum backing b)
+{
+    return t->cached_on[b];
+}
 
 /* Releases one cached page: returns its index (now FREE; the caller unmaps
  * it) or -1 when the cache is empty. Only pages backed by b when

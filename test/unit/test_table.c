@@ -422,6 +422,9 @@ Test(table_check, finds_a_counter_that_is_off)
     t.cached++;
     cr_expect_not_null(table_check(&t));
     t.cached--;
+    t.cached_on[BACK_THP]++;
+    cr_expect_not_null(table_check(&t), "a cached page counted under the wrong backing");
+    t.cached_on[BACK_THP]--;
     t.free_listed++;
     cr_expect_not_null(table_check(&t));
 }
