@@ -144,18 +144,30 @@ static bool ends_in_address_space(uintptr_t end)
 
 /* ---- munmap ----------------------------------------------------------------- */
 
-/* The first pass: pages where part of an arena goes become plain memory
- * (the only step that can fail, for want of memory), before anything is
- * unmapped. */
-static int unmap_prepare_piece(const struct page_ref *r, uintptr_t lo, uintptr_t hi, void *ctx,
-                               bool *stop)
+/* First, the pages where part of an arena goes become plain memory (the
+ * only step that can fail, for want of memory), before anything is
+ * unmapped. Only the pages at either end can be cut: every page between
+ * is covered whole. */
+static int give_cut_pages(uintptr_t a, uintptr_t end)
 {
-    (void)ctx, (void)stop;
-    return r && splits_an_arena(*r, lo, hi) ? give_to_kernel(*r) : 0;
+    const uintptr_t at[2] = {a, end - 1};
+    for (int i = 0; i < 2; i++) {
+        struct page_ref r;
+        if (!table_page_at(&shim.table, at[i], &r))
+            continue;
+        uintptr_t lo = a > r.addr ? a : r.addr;
+        uintptr_t hi = end - r.addr > TABLE_PAGE_SIZE ? r.addr + TABLE_PAGE_SIZE : end;
+        if (splits_an_arena(r, lo, hi)) {
+            int e = give_to_kernel(r);
+            if (e)
+                return e;
+        }
+    }
+    return 0;
 }
 
-/* The second: pieces outside the range and pages of the kernel's go to
- * the kernel; whole arenas in our pages are freed; free memory of ours is
+/* Then, piece by piece: pieces outside the range and pages of the
+ * kernel's go to the kernel; whole arenas in our pages are freed; free memory of ours is
  * unmapped already, as far as the caller can know. */
 static int unmap_piece(const struct page_ref *r, uintptr_t lo, uintptr_t hi, void *ctx, bool *stop)
 {
@@ -176,7 +188,7 @@ static int unmap_locked(uintptr_t a, uintptr_t end)
 {
     if (!ends_in_address_space(end))
         return -EINVAL; /* the kernel's answer, asked: nothing changes */
-    int e = each_piece(a, end, unmap_prepare_piece, NULL);
+    int e = give_cut_pages(a, end);
     return e ? e : each_piece(a, end, unmap_piece, NULL);
 }
 
