@@ -11,6 +11,11 @@
  *
  * Lookups never allocate and never call dlsym/dladdr. A hit costs a few
  * compares; a miss walks the loaded objects (dl_iterate_phdr) once.
+ *
+ * PGO, LTO and BOLT builds may inline the arena function into its caller
+ * or split its mmap into a cold part placed elsewhere: its mmap then
+ * returns outside the window, from CPython's own code. Such calls are told
+ * apart (CPYTHON_ELSEWHERE) so that they can be counted and reported.
  */
 #ifndef PYHUGE_CPYTHON_H
 #define PYHUGE_CPYTHON_H
@@ -20,6 +25,16 @@
 #include <stdint.h>
 
 #define CPYTHON_CALLSITE_WINDOW 256
+
+enum cpython_call {
+    CPYTHON_NOT,       /* not CPython's code (or its arena allocator was replaced) */
+    CPYTHON_ARENA,     /* within the window of CPython's arena function */
+    CPYTHON_ELSEWHERE, /* elsewhere in the executable code of CPython's object */
+};
+
+/* Where a call returning to `ret` comes from; for CPYTHON_ELSEWHERE,
+ * *offset is ret's distance from the start of the arena function. */
+enum cpython_call cpython_classify(uintptr_t ret, long *offset);
 
 /* True when `ret` is a return address inside CPython's arena allocator. */
 bool cpython_is_arena_caller(uintptr_t ret);
