@@ -57,9 +57,6 @@ static enum kind kind_of(int advice)
     case MADV_POPULATE_READ:
     case MADV_POPULATE_WRITE:
 #endif
-#ifdef MADV_COLLAPSE
-    case MADV_COLLAPSE:
-#endif
         return KIND_HINT;
     /* Private anonymous memory reads as zeroes after these. */
     case MADV_DONTNEED:
@@ -72,7 +69,9 @@ static enum kind kind_of(int advice)
         return KIND_REFUSED;
     /* MADV_DONTFORK/DOFORK, WIPEONFORK/KEEPONFORK (what a child sees),
      * DONTDUMP/DODUMP (what a core dump holds), HWPOISON, SOFT_OFFLINE,
-     * guard regions, and advice this file does not know: plain pages. */
+     * guard regions, MADV_COLLAPSE (whose answer depends on the range's
+     * alignment to 2 MiB, which no scratch page can tell), and advice this
+     * file does not know: plain pages. */
     default:
         return KIND_PLAIN_ONLY;
     }
