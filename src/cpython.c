@@ -164,8 +164,8 @@ enum cpython_call cpython_classify(uintptr_t ret, long *offset)
     uintptr_t fn = (uintptr_t)a.alloc;
     if (fn - q.text_lo < q.text_hi - q.text_lo) {
         add_site(q.object, fn, fn + CPYTHON_CALLSITE_WINDOW, q.text_lo, q.text_hi);
-        log_info("CPython found in %s; arena allocator at %p, this call site at %+ld", q.name,
-                 (void *)fn, (long)(ret - fn));
+        log_info("CPython found in %s; arena allocator at %p, this call site at offset %ld",
+                 q.name, (void *)fn, (long)(ret - fn));
         shim_cpython_found();
     } else {
         /* An embedder installed its own arena allocator: CPython's own
