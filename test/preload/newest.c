@@ -31,6 +31,10 @@
  *                       children exited 0, how many died of SIGBUS
  *   freeall             munmap of every live arena, exactly, counting
  *                       failures
+ *   advise-part I OFF LEN ADV   madvise(ADV) on part of arena I, and the same
+ *                       on plain memory: as advise
+ *   hugetlb             a 2 MiB MAP_HUGETLB mmap of this program's own (not
+ *                       CPython's): where it landed, and its munmap
  *   comm NAME           prctl options that are not the shim's: PR_SET_NAME
  *                       and PR_GET_NAME, PR_GET_DUMPABLE, an unknown option
  */
@@ -140,20 +144,14 @@ static unsigned char *run_of(int i, int n)
     return arenas[i].p;
 }
 
-static void advise(int i, int n, int adv)
+static void advise_at(int i, int n, unsigned char *a, size_t off, size_t len, int adv)
 {
-    unsigned char *a = run_of(i, n);
-    if (!a) {
-        printf("advise adjacent=0\n");
-        return;
-    }
-    size_t len = (size_t)n * arenas[i].size;
     unsigned char *plain = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     memset(plain, pattern(i), len);
     errno = 0;
-    int rc = madvise(a, len, adv), e = rc ? errno : 0;
+    int rc = madvise(a + off, len - off, adv), e = rc ? errno : 0;
     errno = 0;
-    int prc = madvise(plain, len, adv), pe = prc ? errno : 0;
+    int prc = madvise(plain + off, len - off, adv), pe = prc ? errno : 0;
     int kept = 1, zero = 1;
     for (int k = 0; k < n; k++) {
         kept &= all_bytes(arenas[i + k].p, arenas[i + k].size, pattern(i + k));
@@ -163,9 +161,22 @@ static void advise(int i, int n, int adv)
            "plain_kept=%d plain_zero=%d\n",
            adv, rc, e, kept, zero, prc, pe, all_bytes(plain, len, pattern(i)),
            all_bytes(plain, len, 0));
+    if (off) /* the part before off kept, on both */
+        printf("advise-part head_kept=%d plain_head_kept=%d\n", all_bytes(a, off, pattern(i)),
+               all_bytes(plain, off, pattern(i)));
     munmap(plain, len);
     for (int k = 0; k < n; k++) /* as before, for the next command */
         memset(arenas[i + k].p, pattern(i + k), arenas[i + k].size);
+}
+
+static void advise(int i, int n, int adv)
+{
+    unsigned char *a = run_of(i, n);
+    if (!a) {
+        printf("advise adjacent=0\n");
+        return;
+    }
+    advise_at(i, n, a, 0, (size_t)n * arenas[i].size, adv);
 }
 
 static int name_result(void *p, size_t len, const char *name)
@@ -279,6 +290,23 @@ int main(int argc, char **argv)
             int i = arena_arg(argv[++k]);
             int n = atoi(argv[++k]);
             advise(i, n, atoi(argv[++k]));
+        } else if (!strcmp(cmd, "advise-part")) {
+            int i = arena_arg(argv[++k]);
+            size_t off = strtoul(argv[++k], NULL, 0), len = strtoul(argv[++k], NULL, 0);
+            advise_at(i, 1, arenas[i].p, off, off + len, atoi(argv[++k]));
+        } else if (!strcmp(cmd, "hugetlb")) {
+            void *p = mmap(NULL, PAGE_2M, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+            if (p == MAP_FAILED) {
+                printf("hugetlb failed errno=%d\n", errno);
+                continue;
+            }
+            memset(p, 7, PAGE_2M);
+            int maps;
+            long hugetlb, anon_huge, page_kb;
+            page_of((uintptr_t)p, (uintptr_t)p + 1, &maps, &hugetlb, &anon_huge, &page_kb);
+            printf("hugetlb page_kb=%ld hugetlb_kb=%ld munmap=%d\n", page_kb, hugetlb,
+                   munmap(p, PAGE_2M));
         } else if (!strcmp(cmd, "name")) {
             int i = arena_arg(argv[++k]);
             int n = atoi(argv[++k]);

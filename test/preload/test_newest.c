@@ -132,6 +132,20 @@ Test(newest, dontneed_zeroes_the_arena_and_keeps_the_page, .init = pool_16)
     expect_kept_on_huge_pages("dontneed", 0);
 }
 
+/* Advice on part of an arena keeps the general way: the page becomes plain
+ * memory first, then the kernel answers (README: "the kernel answers"). */
+Test(newest, advice_on_part_of_an_arena_gives_the_page_to_the_kernel, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    NEWEST("load", FAKE315_O2, "alloc", MiB, "alloc", MiB, "advise-part", "0", "65536", "65536",
+           "4", "check", "1", "stats");
+    cr_expect_eq(field(r.out, "advise", 0, "rc"), 0, "%s", r.out);
+    cr_expect_eq(field(r.out, "advise", 0, "zero"), 0, "%s", r.out);
+    cr_expect_eq(field(r.out, "advise-part", 0, "head_kept"), 1, "%s", r.out);
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1, "the neighbour keeps its bytes:\n%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "demoted"), 1, "%s", r.out);
+}
+
 /* Under -X dev, 3.15 names each arena. With the THP tier (no pool) the
  * arenas share one transparent huge page: naming one split the mapping. */
 Test(newest, naming_arenas_splits_nothing_and_succeeds_as_on_plain_pages, .init = pool_0)
@@ -257,6 +271,16 @@ Test(newest, hugepage_build_without_the_shim_children_die_of_sigbus, .init = poo
                  r.out);
     cr_expect_geq(field(r.out, "forkwrite", 0, "sigbus"), 1,
                   "the hazard is real on this kernel:\n%s", r.out);
+}
+
+/* A MAP_HUGETLB mapping of anyone else's is theirs: passed through. */
+Test(newest, hugetlb_requests_from_other_code_pass_through, .init = pool_16)
+{
+    char *env[] = {PRELOAD, "PYTHON_PYMALLOC_HUGEPAGES=1", NULL};
+    NEWEST("load", FAKE315_HUGEPAGES, "alloc", MiB2, "hugetlb", "stats");
+    cr_expect_eq(field(r.out, "hugetlb", 0, "page_kb"), 2048, "%s", r.out);
+    cr_expect_eq(field(r.out, "hugetlb", 0, "munmap"), 0, "%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "huge"), 1, "CPython's arena only:\n%s", r.out);
 }
 
 /* ---- arena functions the shim cannot see -------------------------------- */
