@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "elfsym.h"
+#include "fnextent.h"
 #include "fmt.h"
 #include "log.h"
 #include "shim.h"
@@ -94,6 +95,8 @@ struct query {
     const char *name;
     uintptr_t get_allocator; /* out: PyObject_GetArenaAllocator, or 0 */
     uintptr_t text_lo, text_hi;
+    const ElfW(Phdr) *phdr;
+    int phnum;
     bool found;
 };
 
@@ -110,6 +113,8 @@ static int find_object(struct dl_phdr_info *info, size_t size, void *data)
     q->object = info->dlpi_addr;
     q->name = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "the executable";
     q->get_allocator = get;
+    q->phdr = info->dlpi_phdr;
+    q->phnum = info->dlpi_phnum;
     q->text_lo = UINTPTR_MAX;
     q->text_hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -163,9 +168,17 @@ enum cpython_call cpython_classify(uintptr_t ret, long *offset)
     ((void (*)(struct arena_allocator *))q.get_allocator)(&a);
     uintptr_t fn = (uintptr_t)a.alloc;
     if (fn - q.text_lo < q.text_hi - q.text_lo) {
-        add_site(q.object, fn, fn + CPYTHON_CALLSITE_WINDOW, q.text_lo, q.text_hi);
-        log_info("CPython found in %s; arena allocator at %p, this call site at offset %ld",
-                 q.name, (void *)fn, (long)(ret - fn));
+        /* The whole function where its unwind entry says where it ends
+         * (3.15's tries MAP_HUGETLB before its plain call), at least the
+         * fixed window. */
+        size_t window = fnextent_after(q.object, q.phdr, q.phnum, fn);
+        if (window > CPYTHON_MAX_WINDOW)
+            window = 0;
+        if (window < CPYTHON_CALLSITE_WINDOW)
+            window = CPYTHON_CALLSITE_WINDOW;
+        add_site(q.object, fn, fn + window, q.text_lo, q.text_hi);
+        log_info("CPython found in %s; arena allocator at %p (%zu bytes accepted), this call site "
+                 "at offset %ld", q.name, (void *)fn, window, (long)(ret - fn));
         shim_cpython_found();
     } else {
         /* An embedder installed its own arena allocator: CPython's own

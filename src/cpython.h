@@ -5,8 +5,8 @@
  * reached through the PyObjectArenaAllocator that the exported function
  * PyObject_GetArenaAllocator hands out. The object that exports that function
  * (a libpython*.so, or the executable when libpython is linked in) is
- * CPython; the call sites we accept are the first CALLSITE_WINDOW bytes of
- * its arena function, so that same-sized mmaps from elsewhere in the same
+ * CPython; the call sites we accept are those of its arena function
+ * (below), so that same-sized mmaps from elsewhere in the same
  * object (the mmap module linked into the executable, say) pass through.
  *
  * Lookups never allocate and never call dlsym/dladdr. A hit costs a few
@@ -24,7 +24,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The call sites accepted: the arena function from its start to its end
+ * as its unwind entry gives it (fnextent.h), or the first
+ * CPYTHON_CALLSITE_WINDOW bytes where that is shorter or unknown; an
+ * extent above CPYTHON_MAX_WINDOW is not believed. */
 #define CPYTHON_CALLSITE_WINDOW 256
+#define CPYTHON_MAX_WINDOW 65536
 
 enum cpython_call {
     CPYTHON_NOT,       /* not CPython's code (or its arena allocator was replaced) */

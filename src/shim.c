@@ -130,9 +130,9 @@ static void count_unseen(size_t len, long offset)
     shim_unlock();
     if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
         log_info("an arena-shaped mmap of %zu KiB from CPython's own code returns at offset %ld "
-                 "from its arena function, outside the %d bytes recognised (an arena function inlined "
-                 "or split by PGO, LTO or BOLT?): passed through to ordinary pages, counted as "
-                 "arenas_unseen", len >> 10, offset, CPYTHON_CALLSITE_WINDOW);
+                 "from its arena function, outside the function (an arena function inlined or split "
+                 "by PGO, LTO or BOLT?): passed through to ordinary pages, counted as "
+                 "arenas_unseen", len >> 10, offset);
 }
 
 /* hugetlb: the request is CPython 3.15's MAP_HUGETLB first try (its

@@ -15,7 +15,9 @@
  *     its result ignored;
  *   - an arena whose munmap fails is a fatal error: a message and abort().
  *
- * Built at -O2 and -O3, and -O2 the huge-page way (test/meson.build). It
+ * Built at -O2 and -O3, and -O2 the huge-page way (test/meson.build); and
+ * once with FAKE_LONG, 1 KiB of code before the plain call, as a build
+ * that inlines more there would have (it runs as no-ops). It
  * exports PyObject_GetArenaAllocator, which is how the shim recognises
  * CPython, and the same fake_arena_* entry points as fakepython.c.
  */
@@ -81,6 +83,9 @@ __attribute__((noinline)) static void *arena_alloc(void *ctx, size_t size)
             return p;
         }
     }
+#endif
+#ifdef FAKE_LONG
+    __asm__ volatile(".skip 1024, 0x90");
 #endif
     p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)

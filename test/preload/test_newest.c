@@ -285,6 +285,19 @@ Test(newest, hugetlb_requests_from_other_code_pass_through, .init = pool_16)
 
 /* ---- arena functions the shim cannot see -------------------------------- */
 
+/* A long arena function (3.15's tries MAP_HUGETLB, names, advises; a build
+ * may inline more there): every call site in it is accepted, where its
+ * unwind entry says the function ends, not only the first 256 bytes. */
+Test(newest, every_call_site_of_a_long_arena_function_is_accepted, .init = pool_16)
+{
+    char *env[] = {PRELOAD, "PYHUGE_VERBOSE=1", NULL};
+    NEWEST("load", FAKE315_LONG, "alloc", MiB2, "alloc", MiB, "stats");
+    cr_expect_eq(field(r.out, "arena=", 0, "page_kb"), 2048, "%s\n%s", r.out, r.err);
+    cr_expect_eq(field(r.out, "arena=", 1, "page_kb"), 2048, "%s\n%s", r.out, r.err);
+    cr_expect_eq(field(r.out, "stats", 0, "huge"), 2, "%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "unseen"), 0, "%s", r.out);
+}
+
 static void expect_unseen(const char *fake, long unseen, long huge)
 {
     cr_expect_eq(field(r.out, "stats", 0, "unseen"), unseen, "%s:\n%s", fake, r.out);
