@@ -31,6 +31,8 @@
  *                       children exited 0, how many died of SIGBUS
  *   freeall             munmap of every live arena, exactly, counting
  *                       failures
+ *   padvise I N ADV     posix_madvise(ADV) on arenas I..I+N-1: its result (an
+ *                       error number, not errno) and whether the bytes stayed
  *   advise-part I OFF LEN ADV   madvise(ADV) on part of arena I, and the same
  *                       on plain memory: as advise
  *   hugetlb             a 2 MiB MAP_HUGETLB mmap of this program's own (not
@@ -290,6 +292,13 @@ int main(int argc, char **argv)
             int i = arena_arg(argv[++k]);
             int n = atoi(argv[++k]);
             advise(i, n, atoi(argv[++k]));
+        } else if (!strcmp(cmd, "padvise")) {
+            int i = arena_arg(argv[++k]);
+            int n = atoi(argv[++k]), adv = atoi(argv[++k]);
+            unsigned char *a = run_of(i, n);
+            int rc = a ? posix_madvise(a, (size_t)n * arenas[i].size, adv) : -1;
+            printf("padvise adv=%d rc=%d kept=%d\n", adv, rc,
+                   a && all_bytes(a, arenas[i].size, pattern(i)));
         } else if (!strcmp(cmd, "advise-part")) {
             int i = arena_arg(argv[++k]);
             size_t off = strtoul(argv[++k], NULL, 0), len = strtoul(argv[++k], NULL, 0);

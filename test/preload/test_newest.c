@@ -119,6 +119,20 @@ Test(newest, advice_on_whole_arenas_answers_as_plain_pages, .init = pool_16)
     expect_kept_on_huge_pages("advice", 0);
 }
 
+/* posix_madvise, with its own conventions (the error number returned;
+ * POSIX_MADV_DONTNEED does nothing in glibc), on whole arenas. */
+Test(newest, posix_madvise_on_whole_arenas_keeps_the_page, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    NEWEST("load", FAKE315_O2, "alloc", MiB, "alloc", MiB, "padvise", "0", "2", "3", "padvise",
+           "0", "1", "4", "padvise", "0", "2", "9999", "page", "0", "stats");
+    cr_expect_eq(field(r.out, "padvise", 0, "rc"), 0, "POSIX_MADV_WILLNEED:\n%s", r.out);
+    cr_expect_eq(field(r.out, "padvise", 1, "rc"), 0, "POSIX_MADV_DONTNEED:\n%s", r.out);
+    cr_expect_eq(field(r.out, "padvise", 1, "kept"), 1, "glibc discards nothing:\n%s", r.out);
+    cr_expect_eq(field(r.out, "padvise", 2, "rc"), EINVAL, "an unknown advice:\n%s", r.out);
+    expect_kept_on_huge_pages("posix_madvise", 0);
+}
+
 /* MADV_DONTNEED on one arena of a page: that arena reads zeroes, its
  * neighbour keeps its bytes, the page stays. */
 Test(newest, dontneed_zeroes_the_arena_and_keeps_the_page, .init = pool_16)
@@ -274,6 +288,18 @@ Test(newest, hugepage_build_without_the_shim_children_die_of_sigbus, .init = poo
                  r.out);
     cr_expect_geq(field(r.out, "forkwrite", 0, "sigbus"), 1,
                   "the hazard is real on this kernel:\n%s", r.out);
+}
+
+/* With no pool but a THP tier, the MAP_HUGETLB request is served there:
+ * the arena is ours either way, never a refusal and a second call. */
+Test(newest, hugepage_build_arenas_go_to_the_thp_tier_without_a_pool, .init = pool_0)
+{
+    char *env[] = {PRELOAD, "PYTHON_PYMALLOC_HUGEPAGES=1", "PYHUGE_BACKEND=thp", NULL};
+    NEWEST("load", FAKE315_HUGEPAGES, "alloc", MiB2, "check", "0", "stats", "freeall");
+    cr_expect_eq(field(r.out, "stats", 0, "thp"), 1, "%s", r.out);
+    cr_expect_eq(field(r.out, "stats", 0, "fallback"), 0, "%s", r.out);
+    cr_expect_eq(field(r.out, "check=", 0, "ok"), 1, "%s", r.out);
+    cr_expect_eq(field(r.out, "freeall", 0, "failed"), 0, "%s", r.out);
 }
 
 /* A MAP_HUGETLB mapping of anyone else's is theirs: passed through. */
