@@ -28,6 +28,7 @@ static struct pool base;
 static void pool_16(void) { base = pool_require(16); }
 static void pool_8(void) { base = pool_require(8); }
 static void pool_0(void) { base = pool_require(0); }
+static void pool_40(void) { base = pool_require(40); } /* advise_arenas.py's heap: ~29 pages */
 
 /* Runs the driver with the commands given, in `env`; fails the test unless
  * it exits 0. */
@@ -359,7 +360,7 @@ Test(newest, arena_function_split_into_a_cold_part_is_counted, .init = pool_16)
 
 /* ---- the real 3.14.7, advised as 3.15 does, through ctypes ---------------- */
 
-Test(newest, real_314_arenas_advised_keep_their_huge_pages, .init = pool_16, .timeout = 300)
+Test(newest, real_314_arenas_advised_keep_their_huge_pages, .init = pool_40, .timeout = 300)
 {
     if (access(PYTHON314, X_OK) != 0)
         cr_skip_test("no %s (scripts/build-cpython.sh builds it)", PYTHON314);
