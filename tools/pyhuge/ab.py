@@ -130,6 +130,10 @@ def cmd_ab(a):
         raise UsageError("--arm-labels takes two different labels of under 64 bytes, "
                          "CONTROL,TREATMENT; not %r" % a.arm_labels)
     a.labels = labels
+    for opt, path in (("--json", a.json), ("--png", a.png)):
+        # said before the runs, not after minutes of them
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise UsageError("%s %s: no such directory" % (opt, path))
     lib = need_lib(a.lib)
     config = arms(a, lib)
     (c_label, c_head, _), (t_label, t_head, _) = config
@@ -222,6 +226,9 @@ def chart(result, path):
                                                     w["ratio"], w["ratio_ci95"][0], w["ratio_ci95"][1]),
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        die("cannot write --png %s: %s" % (path, e.strerror))
     print("chart: %s" % path)
 
