@@ -8,7 +8,7 @@ import json
 import statistics
 
 from pyhuge.common import EXIT_DEGRADED, EXIT_OK, UsageError
-from pyhuge import samples
+from pyhuge import ranktest, samples
 
 SANE_N = 20  # below this per arm the test has little power: say so
 
@@ -68,7 +68,6 @@ def metric_specs(a):
 
 def judge(control, treatment, higher, alpha, min_effect):
     """Everything said about one metric, as a dict."""
-    from pyhuge import ranktest  # statistics.NormalDist: Python 3.8+
     mw = ranktest.mann_whitney(control, treatment)
     hl = ranktest.hodges_lehmann(control, treatment, alpha=alpha)
     base = statistics.median(control)

@@ -12,9 +12,26 @@ values are larger. The pairwise differences are never all held in memory:
 the k-th smallest is found by bisection on its value, counting with two
 pointers over the sorted samples."""
 import math
-from statistics import NormalDist
 
 EXACT_BELOW = 50  # R: exact when both samples are under 50 and nothing ties
+
+
+def normal_cdf(z):
+    """P(Z <= z) for a standard normal Z (statistics.NormalDist is 3.8+)."""
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+def normal_quantile(p):
+    """The z with normal_cdf(z) = p, 0 < p < 1, by bisection to the last bit."""
+    lo, hi = -40.0, 40.0
+    while True:
+        mid = (lo + hi) / 2.0
+        if mid in (lo, hi):
+            return mid
+        if normal_cdf(mid) < p:
+            lo = mid
+        else:
+            hi = mid
 
 
 def ranks(values):
@@ -58,7 +75,7 @@ def u_distribution(m, n):
 def exact_cdf(m, n):
     """P(U <= u) for u = 0..m*n under the null, as exact fractions' floats."""
     counts = u_distribution(m, n)
-    total = math.comb(m + n, m)
+    total = sum(counts)  # C(m + n, m)
     out, run = [], 0
     for c in counts:
         run += c
@@ -96,7 +113,7 @@ def mann_whitney(control, treatment, method="auto"):
             p = 1.0
         else:
             z = (big - m * n / 2.0 - 0.5) / sd
-            p = 2.0 * NormalDist().cdf(-z)
+            p = 2.0 * normal_cdf(-z)
     return {"u": u1, "p": min(1.0, p), "method": method, "ties": bool(ties)}
 
 
@@ -177,7 +194,7 @@ def hodges_lehmann(control, treatment, alpha=0.05, method="auto"):
         _, own = ranks(xs)
         _, own_y = ranks(ys)
         sd = _normal_sd(m, n, own + own_y)
-        z = NormalDist().inv_cdf(1 - alpha / 2)
+        z = normal_quantile(1 - alpha / 2)
         k = math.floor(mn / 2.0 - z * sd - 0.5) + 1
     # k = 1 takes the extreme differences: samples too small for 1 - alpha
     # (R clamps the same way and warns)
@@ -186,7 +203,7 @@ def hodges_lehmann(control, treatment, alpha=0.05, method="auto"):
         confidence = 1 - 2 * cdf[k - 1]
     elif sd:
         # what the normal approximation says U = k - 1 (just outside) rejects at
-        confidence = 1 - 2 * NormalDist().cdf(-((mn / 2.0 - (k - 1)) - 0.5) / sd)
+        confidence = 1 - 2 * normal_cdf(-((mn / 2.0 - (k - 1)) - 0.5) / sd)
     else:
         confidence = 0.0
     low = kth_difference(xs, ys, k)
