@@ -203,6 +203,7 @@ Test(cli, ab_gives_a_verdict_json_and_chart, .init = pool_64)
     cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
     cr_expect(strstr(r.out, "verdict: ") != NULL, "%s", r.out);
     cr_expect(strstr(r.out, "minor page faults") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "rank test: wall time shift ") != NULL, "%s", r.out);
     cr_expect(strchr(r.err, '\r') == NULL, "no progress lines when stderr is no terminal: %s", r.err);
     cr_expect(strstr(r.err, "run 6/6") == NULL, "%s", r.err);
     char buf[1 << 14] = {0};
@@ -211,6 +212,7 @@ Test(cli, ab_gives_a_verdict_json_and_chart, .init = pool_64)
     fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     cr_expect(strstr(buf, "\"verdict\"") && strstr(buf, "\"ratio_ci95\""), "JSON: %.300s", buf);
+    cr_expect(strstr(buf, "\"wall_rank_test\"") && strstr(buf, "\"treatment\""), "JSON: %.300s", buf);
     struct stat st;
     if (stat(png, &st) == 0)
         cr_expect_gt(st.st_size, 1000, "a real PNG");

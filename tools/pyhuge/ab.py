@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+from pyhuge import ranktest
 from pyhuge.common import (EXIT_OK, UsageError, command_after_dashes, die, kv_kb, meminfo,
                            need_lib, preload_env, progress, progress_done, read)
 
@@ -184,10 +185,19 @@ def cmd_ab(a):
         print("| %-26s | %-22s | %-22s | %-20s |" % (label, cell(m["control_median"], m["control_min"], m["control_max"]),
                                                     cell(m["treatment_median"], m["treatment_min"], m["treatment_max"]), ratio))
     print("\nverdict: %s (wall time %.2fx, 95%% interval %.2f-%.2f)" % (verdict.upper(), w["ratio"], lo, hi))
+    # The same wall times as `pyhuge compare` would judge them.
+    cw = [r["wall_s"] for r in runs[c_label]]
+    tw = [r["wall_s"] for r in runs[t_label]]
+    mw, hl = ranktest.mann_whitney(cw, tw), ranktest.hodges_lehmann(cw, tw)
+    print("rank test: wall time shift %+.3f s (%.0f%% interval %+.3f to %+.3f), Mann-Whitney p = %.3g"
+          % (hl["shift"], 100 * hl["confidence"], hl["low"], hl["high"], mw["p"]))
     result = {"command": cmd, "runs": a.runs, "aa": a.aa, "control": a.control,
               "arms": {"control": {"label": c_label, "heading": c_head},
                        "treatment": {"label": t_label, "heading": t_head}},
               "verdict": verdict, "summary": summary,
+              "wall_rank_test": {"p": mw["p"], "u": mw["u"], "test": mw["method"], "shift_s": hl["shift"],
+                                 "shift_low_s": hl["low"], "shift_high_s": hl["high"],
+                                 "confidence": hl["confidence"]},
               "raw": {"control": runs[c_label], "treatment": runs[t_label]}}
     if a.json:
         try:
