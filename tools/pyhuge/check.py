@@ -219,7 +219,8 @@ def cmd_check(a):
     py = a.python or "python3"
     exe = shutil_which(py)
     if not exe:
-        problems.append(("impossible", "no Python called %s on PATH" % py, None))
+        problems.append(("impossible", ("%s: no such file" % py) if os.sep in py else
+                         "no Python called %s on PATH" % py, None))
     else:
         d = describe_python(exe)
         if "version" in d:

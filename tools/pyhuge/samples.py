@@ -20,6 +20,14 @@ def _number(text, where):
     return v
 
 
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _finite(values, where, notes):
     kept = [v for v in values if math.isfinite(v)]
     if len(kept) < len(values):
@@ -78,6 +86,9 @@ def parse_csv(text, path, columns, notes):
         header = [h.strip() for h in next(rows)]
     except StopIteration:
         raise UsageError("%s: empty: a CSV file needs a header line naming its columns" % path)
+    if all(_is_number(h) for h in header if h):
+        raise UsageError("%s: its first line is numbers, not a header naming the columns (%s); "
+                         "one number a line needs no --column" % (path, ",".join(header)[:40]))
     out = {}
     index = {}
     for c in columns:

@@ -8,7 +8,8 @@ import re
 import struct
 
 from pyhuge import fields
-from pyhuge.common import EXIT_DEGRADED, EXIT_OK, EXIT_REFUSED, Failure, human, kv_kb, read
+from pyhuge.common import (EXIT_DEGRADED, EXIT_OK, EXIT_REFUSED, Failure, UsageError, human,
+                           kv_kb, read)
 
 # The stats page before PYHUGE_ARM (pyhuge 0.1.0 of 2026-12-02 and earlier):
 # magic, pid, stats; no arm label.
@@ -156,6 +157,8 @@ def print_counters(p):
 
 
 def cmd_stats(a):
+    if a.pid <= 0:
+        raise UsageError("PID must be a process id, 1 or more, not %d" % a.pid)
     if not os.path.exists("/proc/%d" % a.pid):
         raise Failure("there is no process %d" % a.pid, EXIT_DEGRADED)
     k = kernel_view(a.pid)

@@ -3,7 +3,7 @@ import glob
 import sys
 import time
 
-from pyhuge.common import EXIT_OK, human, meminfo, read
+from pyhuge.common import EXIT_OK, UsageError, human, meminfo, read
 from pyhuge.stats import NoStats, kernel_view, shim_stats
 
 
@@ -17,6 +17,8 @@ def shimmed_pids():
 
 
 def cmd_top(a):
+    if not a.interval > 0:
+        raise UsageError("--interval is in seconds, more than 0, not %g" % a.interval)
     while True:
         rows = []
         for pid in shimmed_pids():
