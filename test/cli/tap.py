@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Runs unittest modules and prints TAP, one line per test case (a skip is
-`ok N - name # SKIP why`), so that meson counts every case.
+"""Runs unittest modules and prints TAP, one line per test case and one per
+subTest (a skip is `ok N - name # SKIP why`), with the plan at the end, so
+that meson counts every case.
 
     tap.py TOOLS_DIR test_module.py ...
 TOOLS_DIR goes first on sys.path: the tests import the pyhuge package there."""
@@ -16,13 +17,22 @@ class TapResult(unittest.TestResult):
         super().__init__()
         self.n = 0
         self.failed = 0
+        self.with_subtests = set()
 
     def _line(self, ok, test, extra=""):
         self.n += 1
         print("%s %d - %s%s" % ("ok" if ok else "not ok", self.n, test.id(), extra), flush=True)
 
     def addSuccess(self, test):
-        self._line(True, test)
+        if test.id() not in self.with_subtests:  # else its subtests said it
+            self._line(True, test)
+
+    def addSubTest(self, test, subtest, err):
+        self.with_subtests.add(test.id())
+        if err is None:
+            self._line(True, subtest)
+        else:
+            self._bad(subtest, err)
 
     def addSkip(self, test, reason):
         self._line(True, test, " # SKIP %s" % reason)
@@ -61,10 +71,10 @@ def main(argv):
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         suite.addTests(loader.loadTestsFromModule(module))
-    print("TAP version 13")
-    print("1..%d" % suite.countTestCases(), flush=True)
+    print("TAP version 13", flush=True)
     result = TapResult()
     suite.run(result)
+    print("1..%d" % result.n)
     return 1 if result.failed else 0
 
 

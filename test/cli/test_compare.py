@@ -349,24 +349,3 @@ class Inputs(unittest.TestCase):
                 self.assertIn(words, err)
                 self.assertNotIn("Traceback", err)
 
-
-class CommandErrors(unittest.TestCase):
-    """Arguments the other subcommands refuse with a sentence and exit 64."""
-
-    def run_cli(self, *args):
-        p = subprocess.run([sys.executable, CLI] + list(args), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, universal_newlines=True)
-        return p.returncode, p.stderr
-
-    def test_usage_errors(self):
-        for args, words in ((["stats", "0"], "PID must be a process id"),
-                            (["stats", "-5"], "PID must be a process id"),
-                            (["top", "--interval", "0"], "--interval is in seconds"),
-                            (["ab", "--arm-labels", "one", "--", "true"], "--arm-labels takes two"),
-                            (["ab", "--json", "/nonexistent/dir/x.json", "--", "true"],
-                             "--json /nonexistent/dir/x.json: no such directory")):
-            with self.subTest(args=args):
-                code, err = self.run_cli(*args)
-                self.assertEqual(code, 64, err)
-                self.assertIn(words, err)
-                self.assertNotIn("Traceback", err)
