@@ -22,6 +22,8 @@ class CommandErrors(unittest.TestCase):
                             (["stats", "-5"], "PID must be a process id"),
                             (["top", "--interval", "0"], "--interval is in seconds"),
                             (["ab", "--arm-labels", "one", "--", "true"], "--arm-labels takes two"),
+                            (["ab", "--arm-labels", "a b,c", "--", "true"], "--arm-labels takes two"),
+                            (["ab", "--arm-labels", "a," + "b" * 64, "--", "true"], "each 1 to 63"),
                             (["ab", "--json", "/nonexistent/dir/x.json", "--", "true"],
                              "--json /nonexistent/dir/x.json: no such directory")):
             with self.subTest(args=args):

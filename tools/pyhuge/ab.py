@@ -4,6 +4,7 @@ measured from outside: times, faults, memory with hugetlb, pool pages."""
 import json
 import os
 import random
+import re
 import shlex
 import statistics
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 
-from pyhuge import ranktest
+from pyhuge import fields, ranktest
 from pyhuge.common import (EXIT_OK, UsageError, command_after_dashes, die, kv_kb, meminfo,
                            need_lib, preload_env, progress, progress_done, read)
 
@@ -126,10 +127,11 @@ def cmd_ab(a):
     if a.warmup < 0:
         raise UsageError("--warmup cannot be negative")
     labels = [x.strip() for x in a.arm_labels.split(",")]
-    if len(labels) != 2 or not all(labels) or labels[0] == labels[1] or \
-            any(len(x.encode()) >= 64 for x in labels):
-        raise UsageError("--arm-labels takes two different labels of under 64 bytes, "
-                         "CONTROL,TREATMENT; not %r" % a.arm_labels)
+    # what the library takes as PYHUGE_ARM (include/pyhuge.h: PYHUGE_ARM_MAX)
+    label = re.compile(r"[A-Za-z0-9._:+-]{1,%d}\Z" % (fields.ARM_MAX - 1))
+    if len(labels) != 2 or labels[0] == labels[1] or not all(label.match(x) for x in labels):
+        raise UsageError("--arm-labels takes two different labels, CONTROL,TREATMENT, each 1 to %d "
+                         "of A-Z a-z 0-9 . _ - : +; not %r" % (fields.ARM_MAX - 1, a.arm_labels))
     a.labels = labels
     for opt, path in (("--json", a.json), ("--png", a.png)):
         # said before the runs, not after minutes of them
