@@ -347,6 +347,47 @@ Test(cli, stats_and_top_see_a_running_python, .init = pool_64)
     cr_expect(strstr(r.out, pid_s) != NULL, "top lists it: %s", r.out);
 }
 
+/* Whether the library reads PYHUGE_ARM (it names it among its variables). */
+static bool library_knows_arm(void)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "grep -q PYHUGE_ARM '%s'", PYHUGE_LIB_PATH);
+    return system(cmd) == 0;
+}
+
+Test(cli, stats_and_top_show_the_arm_label, .init = pool_64)
+{
+    if (!library_knows_arm())
+        cr_skip_test("this libpyhuge predates PYHUGE_ARM");
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(ready[1], 1);
+        char *argv[] = {"/usr/bin/python3.11", "-c",
+                        "import time; x = [(i, str(i)) for i in range(300000)]; "
+                        "print('ready', flush=True); time.sleep(30)", NULL};
+        char *env[] = {"LD_PRELOAD=" PYHUGE_LIB_PATH, "PYHUGE_ARM=canary-7", NULL};
+        execve(argv[0], argv, env);
+        _exit(127);
+    }
+    char line[16] = {0};
+    cr_assert_gt(read(ready[0], line, sizeof line - 1), 0);
+    char pid_s[16];
+    snprintf(pid_s, sizeof pid_s, "%d", pid);
+    PYHUGE("stats", pid_s, "--json");
+    static char stats_out[1 << 14];
+    memcpy(stats_out, r.out, sizeof stats_out);
+    PYHUGE("top", "--once");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_expect(strstr(stats_out, "shim            arm \"canary-7\"; enabled") != NULL, "%s", stats_out);
+    cr_expect(strstr(stats_out, "\"arm\": \"canary-7\"") != NULL, "%s", stats_out);
+    char row[64];
+    snprintf(row, sizeof row, "%7s %-16s canary-7", pid_s, "python3.11");
+    cr_expect(strstr(r.out, row) != NULL, "top's ARM column: %s\n%s", row, r.out);
+}
+
 Test(cli, stats_of_a_process_without_the_shim)
 {
     char pid_s[16];
