@@ -48,6 +48,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
+#include "collapse.h"
 #include "log.h"
 #include "os.h"
 #include "range.h"
@@ -227,6 +228,7 @@ void fork_forget_stale_shadows(void)
 {
     if (plan.shadows && os_now_ns() - plan.shadowed_ns > SHADOW_KEEP_NS)
         drop_all_shadows();
+    collapse_tick();
 }
 
 static void fork_prepare(void)
@@ -294,12 +296,28 @@ static void make_pages_own(void)
     }
 }
 
+/* The pages a child inherits take no new arenas: its own go on pages of
+ * its own (hugetlb first) from its first one, instead of into free slots
+ * of pages it shares with its parent copy-on-write, where they would be
+ * 4 KiB pages. A free slot left there costs nothing: never written, or
+ * still the parent's. Empty cached pages go back to address space. */
+static void retire_inherited(void)
+{
+    for (uint32_t i = 0; i < shim.table.used; i++)
+        if (page_serves(&shim.table.pages[i]) && table_retire(&shim.table, i))
+            range_release_page(i);
+}
+
 static void fork_child(void)
 {
     if (holds_lock) {
         report_child();
         if (plan.own)
             make_pages_own();
+        if (shim.table.pages) {
+            retire_inherited();
+            collapse_child_start();
+        }
         shim.hugetlb_wait = (struct backoff){0};
         report_sync();
         shim_unlock();

@@ -256,12 +256,12 @@ enum release table_release(struct table *t, uintptr_t addr, size_t len, uint32_t
     enum backing b = page_backing(p);
     t->live[b]--;
     if (p->live) {
-        if (was_full)
+        if (was_full && !p->retired)
             list_push(t, idx, LIST_PARTIAL);
         return RELEASE_KEPT;
     }
     list_remove(t, idx);
-    if (t->cached < t->cache_max) {
+    if (!p->retired && t->cached < t->cache_max) {
         list_push(t, idx, LIST_CACHE);
         t->cached++;
         return RELEASE_KEPT;
@@ -291,6 +291,21 @@ int32_t table_evict_cached(struct table *t, bool only, enum backing b)
     t->held[page_backing(&t->pages[idx])]--;
     table_put_free(t, (uint32_t)idx);
     return idx;
+}
+
+bool table_retire(struct table *t, uint32_t idx)
+{
+    struct page *p = &t->pages[idx];
+    if (p->list == LIST_CACHE) {
+        list_remove(t, idx);
+        t->cached--;
+        t->held[page_backing(p)]--;
+        table_put_free(t, idx);
+        return true;
+    }
+    list_remove(t, idx);
+    p->retired = 1;
+    return false;
 }
 
 void table_give_to_kernel(struct table *t, uint32_t idx)
