@@ -6,7 +6,7 @@ time, in interleaved rounds.
 
     bench/bench_servers.py --lib build/libpyhuge.so [--lib-before /tmp/b-prep/libpyhuge.so]
         [--servers gunicorn,uwsgi] [--rounds 3] [--duration 10] [--heap-mb 150]
-        [--workers 2] [--connections 8] [--json out.json] [--md out.md]
+        [--workers 2] [--connections 8] [--modes huge] [--no-freeze] [--json J] [--md M]
 
 Arms: stock, stock again (the A/A arm: how far two identical arms differ on
 this machine), the shim, the shim as it was before (--lib-before), and the
@@ -41,6 +41,29 @@ def meminfo(key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
+
+
+class Pool:
+    """Free huge pages for each run, beside what others hold: the machine is
+    shared, and other programs size the pool too (tests that restore their
+    own setting). Grown before each run when short; put back at the end
+    only if nobody changed it since."""
+
+    def __init__(self, want):
+        self.want, self.orig, self.wrote = want, int(open(NR).read()), None
+
+    def ensure(self):
+        free = meminfo("HugePages_Free") - meminfo("HugePages_Rsvd")
+        if os.geteuid() != 0 or free >= self.want:
+            return
+        self.wrote = int(open(NR).read()) + self.want - free
+        with open(NR, "w") as f:
+            f.write(str(self.wrote))
+
+    def restore(self):
+        if self.wrote is not None and int(open(NR).read()) == self.wrote:
+            with open(NR, "w") as f:
+                f.write(str(self.orig))
 
 
 def to_ms(text):
@@ -113,6 +136,9 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-requests", type=int, default=100000)
     p.add_argument("--pool", type=int, default=0, help="free pages wanted (default: 2 per heap MiB)")
+    p.add_argument("--modes", default="huge", help="extra arms: huge (PYHUGE_FORK=huge), or ''")
+    p.add_argument("--no-freeze", action="store_true",
+                   help="the apps skip gc.freeze() (workers then copy most of the master's heap)")
     p.add_argument("--json")
     p.add_argument("--md")
     a = p.parse_args()
@@ -121,29 +147,27 @@ def main():
     if a.lib_before:
         arms.append(("pyhuge before", {"LD_PRELOAD": os.path.abspath(a.lib_before)}))
     arms.append(("PYHUGE=off", {"LD_PRELOAD": lib, "PYHUGE": "off"}))
+    if "huge" in a.modes.split(","):
+        arms.append(("pyhuge, PYHUGE_FORK=huge", {"LD_PRELOAD": lib, "PYHUGE_FORK": "huge"}))
+    if a.no_freeze:
+        for _, env in arms:
+            env["DEMO_FREEZE"] = "0"
     servers = a.servers.split(",")
-    want = a.pool or a.heap_mb * 2
-    old = int(open(NR).read())
-    free = meminfo("HugePages_Free") - meminfo("HugePages_Rsvd")
-    grown = os.geteuid() == 0 and free < want
-    if grown:
-        with open(NR, "w") as f:
-            f.write(str(old + want - free))
+    pool = Pool(a.pool or a.heap_mb * 2)
     results = {s: {name: [] for name, _ in arms} for s in servers}
     try:
         for rnd in range(a.rounds):
             for s in servers:
                 k = rnd % len(arms)
                 for name, env in arms[k:] + arms[:k]:
+                    pool.ensure()
                     r = one_run(s, env, a)
                     results[s][name].append(r)
                     print("round %d %s %s: %.0f req/s, %.0f MiB, first fork %.1f ms" % (
                         rnd + 1, s, name, r["rps"], r.get("total_mib", 0), r["first_fork_ms"]),
                         file=sys.stderr, flush=True)
     finally:
-        if grown:
-            with open(NR, "w") as f:
-                f.write(str(old))
+        pool.restore()
     lines = table(results, arms, a)
     print("\n".join(lines))
     if a.md:
@@ -159,9 +183,10 @@ def table(results, arms, a):
         xs = [r[k] for r in rs if k in r]
         return statistics.median(xs) if xs else float("nan")
 
-    out = ["%d rounds, interleaved; wrk -c%d -t%d -d%ds on /work?n=7; %d workers; heap %d MiB; "
+    out = ["%d rounds, interleaved; wrk -c%d -t%d -d%ds on /work?n=7; %d workers; heap %d MiB; %s; "
            "medians, ratio to stock (the A/A arm's ratio in brackets)" % (
-               a.rounds, a.connections, a.threads, a.duration, a.workers, a.heap_mb), ""]
+               a.rounds, a.connections, a.threads, a.duration, a.workers, a.heap_mb,
+               "no gc.freeze()" if a.no_freeze else "gc.freeze() before fork"), ""]
     for s, by_arm in results.items():
         stock = by_arm["stock"]
         aa = by_arm["stock again (A/A)"]

@@ -111,7 +111,11 @@ static void parse_fork(struct options *o, const char *v)
         o->fork = FORK_SHARE;
         return;
     }
-    log_warn("PYHUGE_FORK=\"%s\" is not copy or share; using copy", v);
+    if (strcasecmp(v, "huge") == 0) {
+        o->fork = FORK_HUGE;
+        return;
+    }
+    log_warn("PYHUGE_FORK=\"%s\" is not copy, share or huge; using copy", v);
 }
 
 static void parse_backend(struct options *o, const char *v)

@@ -17,6 +17,8 @@ enum backend { BACKEND_AUTO, BACKEND_HUGETLB, BACKEND_THP };
 enum fork_mode {
     FORK_COPY,  /* moves them to memory of its own before fork() returns (safe) */
     FORK_SHARE, /* keeps them copy-on-write: a drained pool can SIGBUS it */
+    FORK_HUGE,  /* as copy, then copies what it inherited onto huge pages of its own
+                   from the pool, as far as the pool goes (fork.c) */
 };
 
 #define OPTIONS_PATH_MAX 256

@@ -130,6 +130,14 @@ static uintptr_t new_hugetlb(int *reason)
     return (uintptr_t)r;
 }
 
+uintptr_t tier_new_hugetlb(void)
+{
+    int reason;
+    if (shim.opt.backend == BACKEND_THP || shim.table.held[BACK_HUGETLB] >= shim.opt.max_pages)
+        return 0;
+    return new_hugetlb(&reason);
+}
+
 /* Returns -1, or why not. The page is made elsewhere and moved into place:
  * a MAP_FIXED hugetlb mmap over our range that fails (as it does whenever
  * the pool is empty) can leave a hole, and another thread's mmap could land

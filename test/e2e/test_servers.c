@@ -29,14 +29,19 @@ static void roomy_pool(void)
 
 TestSuite(worker, .init = roomy_pool, .fini = pool_restore, .timeout = 120);
 
-static void worker_pages(char *mode, char *percent, char *verbose)
+static void worker_pages_in(char *mode, char *percent, char *verbose, char *fork_mode)
 {
     char *argv[] = {PYTHON, WORKER_PAGES_PY, mode, percent, NULL};
-    char *env[] = {PRELOAD, verbose, NULL};
+    char *env[] = {PRELOAD, verbose, fork_mode, NULL};
     run(&r, env, argv);
     cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
     cr_assert_eq(count_lines(r.out, "parent ok status=0"), 1, "%s\n%s", r.out, r.err);
     cr_assert_eq(count_lines(r.out, "child "), 1, "%s", r.out);
+}
+
+static void worker_pages(char *mode, char *percent, char *verbose)
+{
+    worker_pages_in(mode, percent, verbose, "PYHUGE_FORK=copy");
 }
 
 /* The master's last page has a free slot when it forks; the child's first
@@ -78,6 +83,27 @@ Test(worker, pages_still_shared_with_the_master_are_left_alone)
 {
     worker_pages("write", "0", "PYHUGE_VERBOSE=2");
     cr_expect_eq(collapsed(), 0, "nothing collapsed:\n%s", r.err);
+}
+
+/* PYHUGE_FORK=huge: the child copies the 60 MiB heap it inherits onto huge
+ * pages of its own at fork, before it writes anything. */
+Test(worker, fork_huge_gives_the_child_its_own_huge_pages_for_what_it_inherits)
+{
+    worker_pages_in("write", "0", "PYHUGE_VERBOSE=1", "PYHUGE_FORK=huge");
+    cr_expect_geq(field(r.out, "child", 0, "hugetlb_kb"), 50 * 1024,
+                  "the inherited heap on the child's own huge pages:\n%s\n%s", r.out, r.err);
+    cr_expect(strstr(r.err, "copied onto huge pages of this child's own") != NULL, "%s", r.err);
+}
+
+/* The same with a pool that covers the master's heap and no more: the
+ * child gets what the pool has left (none), the rest stays shared with
+ * its parent, and it runs to the end. */
+Test(worker, fork_huge_on_a_drained_pool_loses_no_child)
+{
+    base = pool_require(33); /* the 60 MiB heap takes about 31 pages */
+    worker_pages_in("write", "100", "PYHUGE_VERBOSE=1", "PYHUGE_FORK=huge");
+    cr_expect(strstr(r.out, "exit=0") != NULL, "%s", r.out);
+    cr_expect(strstr(r.err, "left shared with it") != NULL, "%s", r.err);
 }
 
 /* ---- real servers -------------------------------------------------------------- */

@@ -158,6 +158,7 @@ Test(options, fork_modes)
     cr_expect_eq(parse((struct env){{0}, {0}}).fork, FORK_COPY, "safe by default");
     cr_expect_eq(parse((struct env){{"PYHUGE_FORK"}, {"share"}}).fork, FORK_SHARE);
     cr_expect_eq(parse((struct env){{"PYHUGE_FORK"}, {"COPY"}}).fork, FORK_COPY);
+    cr_expect_eq(parse((struct env){{"PYHUGE_FORK"}, {"huge"}}).fork, FORK_HUGE);
     cr_expect_stderr_eq_str("");
 }
 
