@@ -115,6 +115,13 @@ static void server_or_skip(const char *server)
         cr_skip_test("no %s (Debian's gunicorn / uwsgi-core + uwsgi-plugin-python3)", bin);
     if (strcmp(server, "uwsgi") == 0 && access("/usr/lib/uwsgi/plugins/python3_plugin.so", R_OK) != 0)
         cr_skip_test("no uWSGI python3 plugin (uwsgi-plugin-python3)");
+    /* Debian's uWSGI 2.0 copies past the end of a heap block of its own at
+     * start-up (a memcpy past a uwsgi_malloc'd 787-byte block): the ASan
+     * runtime preloaded beside an instrumented shim stops it before it
+     * serves. Not the shim's memory: skipped under ASan only. */
+    if (strcmp(server, "uwsgi") == 0 && strstr(PRELOAD, "libasan"))
+        cr_skip_test("uWSGI itself trips AddressSanitizer at start-up (a heap overflow of its "
+                     "own); run under the plain build");
 }
 
 static void serve(char *server, char *max_requests)
