@@ -69,7 +69,7 @@ bool collapse_worth(const uint64_t *e, unsigned n)
 static bool watched(uint32_t i)
 {
     const struct page *p = &shim.table.pages[i];
-    return p->retired && p->state == PAGE_THP && p->live && !is_done(i);
+    return i < sizeof c.done * 8 && p->retired && p->state == PAGE_THP && p->live && !is_done(i);
 }
 
 void collapse_child_start(void)
