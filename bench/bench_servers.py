@@ -139,6 +139,9 @@ def main():
     p.add_argument("--modes", default="huge", help="extra arms: huge (PYHUGE_FORK=huge), or ''")
     p.add_argument("--no-freeze", action="store_true",
                    help="the apps skip gc.freeze() (workers then copy most of the master's heap)")
+    p.add_argument("--gc-every", type=int, default=0,
+                   help="a full gc.collect() in the worker every N requests (DEMO_GC_EVERY)")
+    p.add_argument("--skip-off", action="store_true", help="no PYHUGE=off arm")
     p.add_argument("--json")
     p.add_argument("--md")
     a = p.parse_args()
@@ -146,12 +149,16 @@ def main():
     arms = [("stock", {}), ("stock again (A/A)", {}), ("pyhuge", {"LD_PRELOAD": lib})]
     if a.lib_before:
         arms.append(("pyhuge before", {"LD_PRELOAD": os.path.abspath(a.lib_before)}))
-    arms.append(("PYHUGE=off", {"LD_PRELOAD": lib, "PYHUGE": "off"}))
+    if not a.skip_off:
+        arms.append(("PYHUGE=off", {"LD_PRELOAD": lib, "PYHUGE": "off"}))
     if "huge" in a.modes.split(","):
         arms.append(("pyhuge, PYHUGE_FORK=huge", {"LD_PRELOAD": lib, "PYHUGE_FORK": "huge"}))
     if a.no_freeze:
         for _, env in arms:
             env["DEMO_FREEZE"] = "0"
+    if a.gc_every:
+        for _, env in arms:
+            env["DEMO_GC_EVERY"] = str(a.gc_every)
     servers = a.servers.split(",")
     pool = Pool(a.pool or a.heap_mb * 2)
     results = {s: {name: [] for name, _ in arms} for s in servers}
@@ -186,7 +193,8 @@ def table(results, arms, a):
     out = ["%d rounds, interleaved; wrk -c%d -t%d -d%ds on /work?n=7; %d workers; heap %d MiB; %s; "
            "medians, ratio to stock (the A/A arm's ratio in brackets)" % (
                a.rounds, a.connections, a.threads, a.duration, a.workers, a.heap_mb,
-               "no gc.freeze()" if a.no_freeze else "gc.freeze() before fork"), ""]
+               ("no gc.freeze()" if a.no_freeze else "gc.freeze() before fork") +
+               (", gc.collect() every %d requests" % a.gc_every if a.gc_every else "")), ""]
     for s, by_arm in results.items():
         stock = by_arm["stock"]
         aa = by_arm["stock again (A/A)"]

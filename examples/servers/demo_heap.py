@@ -43,7 +43,17 @@ def expected(n, heap_mb=None):
     return sum(s * (k + 1) for k, s in enumerate(items[:100])) + part
 
 
+GC_EVERY = int(os.environ.get("DEMO_GC_EVERY", "0"))
+_served = [0]
+
+
 def answer(n):
+    """DEMO_GC_EVERY=N: a full collection every N requests, as a long-lived
+    worker's collector eventually does: it writes every tracked object of
+    the master's heap that gc.freeze() did not put aside, copying its page."""
+    _served[0] += 1
+    if GC_EVERY and _served[0] % GC_EVERY == 0:
+        gc.collect()
     return '{"n": %d, "checksum": %d, "pid": %d}\n' % (n, work(n), os.getpid())
 
 
