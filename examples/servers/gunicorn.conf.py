@@ -22,5 +22,7 @@ accesslog = None
 def pre_fork(server, worker):
     # Objects the master made so far are left alone by the collector in
     # every worker: fewer of the master's pages copied per worker.
-    gc.collect()
-    gc.freeze()
+    # (DEMO_FREEZE=0 turns it off: bench/bench_servers.py --no-freeze.)
+    if os.environ.get("DEMO_FREEZE", "1") != "0":
+        gc.collect()
+        gc.freeze()
