@@ -141,6 +141,8 @@ def main():
                    help="the apps skip gc.freeze() (workers then copy most of the master's heap)")
     p.add_argument("--gc-every", type=int, default=0,
                    help="a full gc.collect() in the worker every N requests (DEMO_GC_EVERY)")
+    p.add_argument("--tracked", action="store_true",
+                   help="the preloaded heap as objects the collector tracks (DEMO_TRACKED=1)")
     p.add_argument("--skip-off", action="store_true", help="no PYHUGE=off arm")
     p.add_argument("--json")
     p.add_argument("--md")
@@ -159,6 +161,9 @@ def main():
     if a.gc_every:
         for _, env in arms:
             env["DEMO_GC_EVERY"] = str(a.gc_every)
+    if a.tracked:
+        for _, env in arms:
+            env["DEMO_TRACKED"] = "1"
     servers = a.servers.split(",")
     pool = Pool(a.pool or a.heap_mb * 2)
     results = {s: {name: [] for name, _ in arms} for s in servers}
@@ -194,7 +199,8 @@ def table(results, arms, a):
            "medians, ratio to stock (the A/A arm's ratio in brackets)" % (
                a.rounds, a.connections, a.threads, a.duration, a.workers, a.heap_mb,
                ("no gc.freeze()" if a.no_freeze else "gc.freeze() before fork") +
-               (", gc.collect() every %d requests" % a.gc_every if a.gc_every else "")), ""]
+               (", gc.collect() every %d requests" % a.gc_every if a.gc_every else "") +
+               (", a heap of tracked objects" if a.tracked else "")), ""]
     for s, by_arm in results.items():
         stock = by_arm["stock"]
         aa = by_arm["stock again (A/A)"]

@@ -11,9 +11,16 @@ import os
 ROW = 1000  # (int, str) pairs per list: about 180 KiB
 
 
+# DEMO_TRACKED=1: pairs as small lists, which the collector tracks (and a
+# full collection writes), as most of a real app's heap is; tuples of an
+# int and a str are untracked after their first collection.
+TRACKED = os.environ.get("DEMO_TRACKED") == "1"
+
+
 def build(mib):
     rows = max(1, mib * 1024 * 1024 // (ROW * 180))
-    return [[(r * ROW + i, "k%d" % (r * ROW + i)) for i in range(ROW)] for r in range(rows)]
+    pair = list if TRACKED else tuple
+    return [[pair((r * ROW + i, "k%d" % (r * ROW + i))) for i in range(ROW)] for r in range(rows)]
 
 
 HEAP_MB = int(os.environ.get("DEMO_HEAP_MB", "64"))
