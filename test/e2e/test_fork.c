@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -105,6 +106,74 @@ Test(fork, children_on_the_thp_tier_need_nothing)
     cr_expect_eq(count_lines(r.out, "child 0 exit=0") + count_lines(r.out, "child 1 exit=0") +
                      count_lines(r.out, "child 2 exit=0"), 3, "%s", r.out);
     cr_expect(strstr(r.err, " thp=0 ") == NULL, "the arenas were on the THP tier: %s", r.err);
+}
+
+/* ---- free-threaded 3.14.7t: mimalloc's memory, not arenas ------------------- */
+
+/* THP's mode, from the kernel: "always", "madvise" or "never". */
+static void thp_mode(char *buf, size_t len)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    char line[128] = {0};
+    snprintf(buf, len, "never");
+    if (f && fgets(line, sizeof line, f)) {
+        char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+        if (a && b)
+            snprintf(buf, len, "%.*s", (int)(b - a - 1), a + 1);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* mimalloc's own huge pages (MIMALLOC_ALLOW_LARGE_OS_PAGES=1) are private
+ * hugetlb pages: a child writing while the pool is drained dies of SIGBUS.
+ * The hazard the shim's design for these builds must not have. */
+Test(fork, free_threaded_mimalloc_large_pages_lose_children_on_a_drained_pool, .timeout = 180)
+{
+    find(&(struct python){"3.14t"});
+    char *argv[] = {exe, FT_FORK_PY, "200", "3", NULL};
+    char *env[] = {"MIMALLOC_ALLOW_LARGE_OS_PAGES=1", NULL};
+    run(&r, env, argv);
+    cr_expect_gt(field(r.out, "heap", 0, "hugetlb_kb"), 0, "segments on hugetlb pages:\n%s", r.out);
+    cr_expect_eq(field(r.out, "heap", 0, "pool_free"), 0, "the pool drained:\n%s", r.out);
+    cr_expect_geq(count_lines(r.out, "child 0 signal=7") + count_lines(r.out, "child 1 signal=7") +
+                      count_lines(r.out, "child 2 signal=7"),
+                  1, "the hazard is real on this kernel:\n%s\n%s", r.out, r.err);
+    pool_expect_back(&base, "pool whole again after all exited");
+}
+
+/* Under the shim, a free-threaded CPython's mimalloc memory is on
+ * transparent huge pages (ft.h): most of the heap in AnonHugePages, no
+ * pool page taken, and every child of a drained pool computes its answer. */
+Test(fork, free_threaded_heap_on_thp_and_children_survive_a_drained_pool, .timeout = 180)
+{
+    find(&(struct python){"3.14t"});
+    char mode[32];
+    thp_mode(mode, sizeof mode);
+    if (strcmp(mode, "never") == 0)
+        cr_skip_test("transparent huge pages are off here (enabled: never)");
+    base = pool_require(0);
+    char *argv[] = {exe, FT_FORK_PY, "200", "3", NULL};
+    static struct run stock;
+    char *plain[] = {NULL};
+    run(&stock, plain, argv);
+    cr_assert_eq(stock.status, 0, "%s", stock.err);
+    char *env[] = {PRELOAD, "PYHUGE_VERBOSE=1", NULL};
+    run(&r, env, argv);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    long thp = field(r.out, "heap", 0, "thp_kb");
+    cr_expect_geq(thp, 100 * 1024, "the heap on transparent huge pages (THP %s): %ld kB\n%s\n%s",
+                  mode, thp, r.out, r.err);
+    cr_log_info("3.14t heap: AnonHugePages %ld kB under the shim, %ld kB stock (THP %s); minor "
+                "faults %ld vs %ld", thp, field(stock.out, "heap", 0, "thp_kb"), mode,
+                field(r.out, "heap", 0, "minflt"), field(stock.out, "heap", 0, "minflt"));
+    cr_expect_eq(field(r.out, "heap", 0, "hugetlb_kb"), 0);
+    cr_expect_eq(count_lines(r.out, "child 0 exit=0") + count_lines(r.out, "child 1 exit=0") +
+                     count_lines(r.out, "child 2 exit=0"),
+                 3, "every child wrote every object and got the right answer:\n%s", r.out);
+    cr_expect_eq(count_lines(r.out, "parent ok"), 1);
+    cr_expect(strstr(r.err, "free-threaded CPython in") != NULL, "says what it did: %s", r.err);
+    pool_expect_back(&base, "no pool page taken");
 }
 
 /* Another thread writes into arena memory with the GIL released (os.read
