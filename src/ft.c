@@ -26,7 +26,8 @@
  * Which mappings: exactly mimalloc's shape above, at least 2 MiB long,
  * made by code in an object that exports both PyObject_GetArenaAllocator
  * (CPython) and _Py_MergeZeroLocalRefcount (exported only by free-threaded
- * builds: Include/refcount.h, under Py_GIL_DISABLED). A default build's
+ * builds: Include/refcount.h, under Py_GIL_DISABLED), with the shim on and
+ * its THP tier allowed (not PYHUGE_BACKEND=hugetlb). A default build's
  * mimalloc (PYTHONMALLOC=mimalloc) and other libraries' mappings (glibc's
  * thread heaps are NORESERVE too) are left alone.
  */
@@ -40,6 +41,7 @@
 #include "log.h"
 #include "os.h"
 #include "shim.h"
+#include "state.h"
 
 #define FT_SHAPE (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
 #define FT_MIN_LEN ((size_t)2 << 20)
@@ -148,7 +150,8 @@ void ft_mapped(void *p, size_t len, int prot, int flags, int fd, uintptr_t ret)
     if (p == MAP_FAILED || fd != -1 || len < FT_MIN_LEN || (flags & ~MAP_FIXED) != FT_SHAPE ||
         (prot != PROT_NONE && prot != (PROT_READ | PROT_WRITE)))
         return;
-    if (!from_ft_cpython(ret) || !shim_ready())
+    /* PYHUGE_BACKEND=hugetlb asks for no transparent huge pages. */
+    if (!from_ft_cpython(ret) || !shim_ready() || shim.opt.backend == BACKEND_HUGETLB)
         return;
     /* A refusal (THP not built into this kernel: EINVAL) changes nothing:
      * the memory is mimalloc's as before. */
