@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # fork with a drained pool: the seed's build of 3.14.7 (bench/seed-patch.sh)
-# against stock 3.14.7 under the shim. Each builds a heap until the pool has
+# against stock 3.14.7 under the shim, then the seed's build under the shim
+# (which serves its MAP_HUGETLB arena requests where it recognises them).
+# Each builds a heap until the pool has
 # no free page left (test/fork/drained_fork.py), forks 3 children that write
 # to every object, and prints how each child ended: 'exit=0', or
 # 'signal=7' (SIGBUS: copy-on-write of a private hugetlb page found no free
@@ -46,3 +48,6 @@ run() { # label, env...
 run "seed's build (2 MiB arenas, MAP_HUGETLB first), pool of $pages free pages" "$seed"
 run "stock 3.14.7 under the shim (PYHUGE_FORK default), pool of $pages free pages" \
     LD_PRELOAD="$lib" PYHUGE_STATS=1 "$stock"
+# The seed's own requests (2 MiB, MAP_HUGETLB, from the arena function), served
+# as the shim's where the shim recognises them (issue 21, item 3).
+run "seed's build under the shim, pool of $pages free pages" LD_PRELOAD="$lib" PYHUGE_STATS=1 "$seed"
