@@ -26,8 +26,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+import pyhuge  # noqa: E402
+# tools/pyhuge/ became a package (one module per job): the names bench.py's
+# Pool and this script use, where they now live.
+if not hasattr(pyhuge, "measure"):
+    from pyhuge import ab, common  # noqa: E402
+    for _name in ("meminfo", "find_lib", "NR_HUGEPAGES", "HUGE"):
+        setattr(pyhuge, _name, getattr(common, _name))
+    pyhuge.measure = ab.measure
 import bench  # noqa: E402  (Pool)
-import pyhuge  # noqa: E402  (measure)
 
 DEMO = os.path.join(ROOT, "scripts", "demo_workload.py")
 
@@ -99,8 +106,9 @@ def main():
             ms = got[(name, arm)]
             med = lambda k: statistics.median(m[k] for m in ms)
             st = re.search(r"arenas huge=(\d+) fallback=(\d+) thp=(\d+).*?peak=(\d+)", ms[-1]["stats"])
+            counted = st and any(int(st.group(i)) for i in (1, 2, 3))
             stats = ("arenas: %s huge on %s pages, %s THP, %s plain" % (st.group(1), st.group(4), st.group(3),
-                                                                       st.group(2)) if st else
+                                                                       st.group(2)) if counted else
                      ("no arena request" if arm == "shim" else "-"))
             lines.append("| %s | %s | %.2f | %d | %.0f | %.0f | %.0f | %s | %s |" % (
                 name, arm, med("wall_s"), med("minor_faults"), med("peak_mem_mib"), med("peak_thp_mib"),
