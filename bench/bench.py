@@ -57,7 +57,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-import pyhuge  # noqa: E402  (measure, find_lib, meminfo)
+from pyhuge import ab as pyhuge_ab, common as pyhuge_common  # noqa: E402
 import bench_apps  # noqa: E402
 import bench_workloads as W  # noqa: E402
 
@@ -139,9 +139,9 @@ def touch_once(length, step, flags=0):
 
 def warm_pool():
     """Touches every free pool page once."""
-    free = pyhuge.meminfo().get("HugePages_Free", 0)
+    free = pyhuge_common.meminfo().get("HugePages_Free", 0)
     if free:
-        touch_once(free * pyhuge.HUGE, pyhuge.HUGE, flags=0x40000)  # MAP_HUGETLB
+        touch_once(free * pyhuge_common.HUGE, pyhuge_common.HUGE, flags=0x40000)  # MAP_HUGETLB
 
 
 def warm_memory():
@@ -150,8 +150,8 @@ def warm_memory():
     transparent huge pages come from exactly such blocks, so THP runs pay
     the host's work that a machine up for days would not. See
     doc/benchmarks.md, "The THP tier on this VM"."""
-    free = pyhuge.meminfo().get("MemFree", 0) * 1024 - (1 << 30)
-    free -= free % pyhuge.HUGE
+    free = pyhuge_common.meminfo().get("MemFree", 0) * 1024 - (1 << 30)
+    free -= free % pyhuge_common.HUGE
     if free > 0:
         touch_once(free, 4096)
 
@@ -177,11 +177,11 @@ class Pool:
         self.fd = open(self.lock, "a") if self.lock else None
         if self.fd:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
-        self.before = int(open(pyhuge.NR_HUGEPAGES).read())
-        short = self.pages - pyhuge.meminfo().get("HugePages_Free", 0)
+        self.before = int(open(pyhuge_common.NR_HUGEPAGES).read())
+        short = self.pages - pyhuge_common.meminfo().get("HugePages_Free", 0)
         self.changed = short > 0 and os.geteuid() == 0
         if self.changed:
-            with open(pyhuge.NR_HUGEPAGES, "w") as f:
+            with open(pyhuge_common.NR_HUGEPAGES, "w") as f:
                 f.write("%d\n" % (self.before + short))
         elif short > 0:
             print("pool: %d pages short of --pool %d, and only root can grow it; the shim and "
@@ -191,7 +191,7 @@ class Pool:
 
     def __exit__(self, *exc):
         if self.changed:
-            with open(pyhuge.NR_HUGEPAGES, "w") as f:
+            with open(pyhuge_common.NR_HUGEPAGES, "w") as f:
                 f.write("%d\n" % self.before)
         if self.fd:
             self.fd.close()
@@ -206,7 +206,7 @@ def measure_beside(cmd, stock_env, env, stock_cpu, other_cmd=None):
     got = {}
 
     def one(key, c, e, cpu):
-        got[key] = pyhuge.measure(["taskset", "-c", str(cpu)] + c, e)
+        got[key] = pyhuge_ab.measure(["taskset", "-c", str(cpu)] + c, e)
     cpus = os.sched_getaffinity(0)
     other_cpu = min((c for c in cpus if c != stock_cpu), default=stock_cpu)
     threads = [threading.Thread(target=one, args=("stock", cmd, stock_env, stock_cpu)),
@@ -253,7 +253,7 @@ def run_suite(py, names, cfgs, runs, pool_pages, lock, paired=False,
                             base["failed"] = base["exit"] != 0
                             raw[w]["stock"].append(base)
                         else:
-                            m = pyhuge.measure(command(cpy, w), env)
+                            m = pyhuge_ab.measure(command(cpy, w), env)
                         m["failed"] = m["exit"] != 0 or m.get("beside_exit", 0) != 0
                         raw[w][c].append(m)
         after_round(raw, r + 1)
@@ -577,7 +577,7 @@ def main():
         return 0
     if a.paired and len(os.sched_getaffinity(0)) < 2:
         ap.error("--paired needs two CPUs, one for each run of a pair")
-    lib, _ = pyhuge.find_lib(a.lib)
+    lib, _ = pyhuge_common.find_lib(a.lib)
     if not lib:
         ap.error("no libpyhuge.so: build first")
     lib = os.path.abspath(lib)

@@ -26,14 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-import pyhuge  # noqa: E402
-# tools/pyhuge/ became a package (one module per job): the names bench.py's
-# Pool and this script use, where they now live.
-if not hasattr(pyhuge, "measure"):
-    from pyhuge import ab, common  # noqa: E402
-    for _name in ("meminfo", "find_lib", "NR_HUGEPAGES", "HUGE"):
-        setattr(pyhuge, _name, getattr(common, _name))
-    pyhuge.measure = ab.measure
+from pyhuge import ab as pyhuge_ab  # noqa: E402
 import bench  # noqa: E402  (Pool)
 
 DEMO = os.path.join(ROOT, "scripts", "demo_workload.py")
@@ -92,7 +85,7 @@ def main():
                     os.close(fd)
                     if "PYHUGE_STATS" in env:
                         env = dict(env, PYHUGE_STATS=stats)
-                    m = pyhuge.measure([py, DEMO], env)
+                    m = pyhuge_ab.measure([py, DEMO], env)
                     with open(stats) as f:
                         m["stats"] = f.read().strip()
                     os.unlink(stats)
