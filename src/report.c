@@ -135,6 +135,8 @@ static int append_line(const char *line, size_t len, const char **what)
 {
     *what = "cannot open";
     int fd = os_open(shim.opt.stats_path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0644);
+    if (fd == -ENXIO)
+        *what = "not a regular file (a FIFO without a reader):";
     if (fd < 0)
         return fd;
     struct stat sb;
