@@ -120,7 +120,8 @@ def warm_memory():
     """Touches all free memory but 1 GiB once. Where the host takes back
     freed guest memory (virtio free page reporting, as Firecracker does),
     transparent huge pages come from exactly such blocks, so THP runs pay
-    the host's work that a machine up for days would not. See the README."""
+    the host's work that a machine up for days would not. See
+    doc/benchmarks.md, "The THP tier on this VM"."""
     free = pyhuge.meminfo().get("MemFree", 0) * 1024 - (1 << 30)
     free -= free % pyhuge.HUGE
     if free > 0:

@@ -6,7 +6,7 @@ line of Python, and to its exit, for a parent with a given heap.
 
 Prints 'heap_mib=... fork_ms_median=... fork_ms_max=... parent_blocked_ms_median=...'.
 Run it with and without the shim, with a roomy and a drained pool, to see
-the price of fork safety (README, 'fork')."""
+the price of fork safety (doc/fork-and-limits.md)."""
 import os
 import statistics
 import sys
