@@ -6,7 +6,10 @@ exit removes it; a forked child has a file of its own; PYHUGE=off publishes
 pyhuge_info{enabled="0"} alone; bad directories give one warning and no
 file; processes that are not CPython write and say nothing.
 
-  test_metrics.py --lib /abs/libpyhuge.so --child metrics_child.py [--python PY]
+  test_metrics.py --preload LD_PRELOAD_VALUE --child metrics_child.py [--python PY]
+
+LD_PRELOAD_VALUE is the library's absolute path (after the ASan runtime's in a
+sanitizer build).
 """
 import argparse
 import os
@@ -21,7 +24,7 @@ import time
 import urllib.request
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--lib", required=True)
+ap.add_argument("--preload", required=True)
 ap.add_argument("--child", required=True)
 ap.add_argument("--python", default="/usr/bin/python3.11")
 args = ap.parse_args()
@@ -42,7 +45,7 @@ class Skip(Exception):
 
 def env_for(extra):
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
-           "LD_PRELOAD": args.lib}
+           "LD_PRELOAD": args.preload, "ASAN_OPTIONS": "detect_leaks=0"}
     env.update(extra)
     return env
 
