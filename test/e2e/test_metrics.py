@@ -301,6 +301,29 @@ def a_bad_directory_gets_one_warning_and_no_file(d):
 
 
 @case
+def a_full_disk_gets_one_warning_and_never_a_hang(d):
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Skip("cannot mount a tmpfs (needs root): %s" % r.stderr.strip())
+    try:
+        fd = os.open(os.path.join(d, "fill"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass
+        os.close(fd)
+        r = run_quick([args.python, "-c", "x = [str(i) for i in range(200000)]"],
+                      {"PYHUGE_METRICS": d})
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count("WARNING") == 1 and "cannot write" in r.stderr, r.stderr
+        assert os.listdir(d) == ["fill"], "no file, no temporary: %s" % os.listdir(d)
+    finally:
+        subprocess.run(["umount", d])
+
+
+@case
 def processes_that_are_not_cpython_write_and_say_nothing(d):
     for cmd in (["/bin/true"], ["/bin/sh", "-c", "echo x | sed s/x/y/ | grep -q y"]):
         for extra in ({"PYHUGE_METRICS": d}, {"PYHUGE_METRICS": "relative"},
