@@ -6,7 +6,9 @@
 #include "shim.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,14 +82,28 @@ static void cpython_known(void)
     metrics_start();
 }
 
+static int loaded_count(struct dl_phdr_info *info, size_t size, void *data)
+{
+    if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds)
+        *(unsigned long long *)data = info->dlpi_adds;
+    return 1; /* the first object tells: dlpi_adds counts every load so far */
+}
+
 /* An arena-shaped mmap in a PYHUGE=off process: its metrics when due, and
- * whether CPython has arrived since start-up (a lookup over the loaded
- * objects, made only while something waits for the answer). */
+ * whether CPython has arrived since start-up. Only while something waits
+ * for the answer, and only when objects were loaded since the last look:
+ * otherwise one step of dl_iterate_phdr. */
 static void off_process_call(void)
 {
+    static unsigned long long seen_adds;
     metrics_tick();
     if (!__atomic_load_n(&watch_off, __ATOMIC_ACQUIRE) || in_shim)
         return;
+    unsigned long long adds = 0;
+    dl_iterate_phdr(loaded_count, &adds);
+    if (adds && adds == __atomic_load_n(&seen_adds, __ATOMIC_RELAXED))
+        return;
+    __atomic_store_n(&seen_adds, adds, __ATOMIC_RELAXED);
     char what[160];
     if (cpython_describe(what, sizeof what))
         cpython_known();

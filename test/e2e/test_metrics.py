@@ -280,6 +280,46 @@ def a_forked_child_writes_its_own_file_and_leaves_its_parents(d):
     assert rc == 0, err
 
 
+@case
+def an_interpreter_embedded_later_is_found_on_and_off(d):
+    uwsgi = shutil.which("uwsgi")
+    if not uwsgi or not os.path.exists("/usr/lib/uwsgi/plugins/python3_plugin.so"):
+        raise Skip("no uwsgi with its python3 plugin (uwsgi-core, uwsgi-plugin-python3)")
+    app = tempfile.mkdtemp(prefix="pyhuge-app-")
+    try:
+        with open(os.path.join(app, "app.py"), "w") as f:
+            f.write("x = [str(i) for i in range(300000)]\n"
+                    "def application(env, start):\n"
+                    "    start('200 OK', [])\n"
+                    "    return [b'']\n")
+        for switch, enabled in (("on", "1"), ("off", "0")):
+            p = subprocess.Popen([uwsgi, "--die-on-term", "--plugin", "python3", "--master",
+                                  "--processes", "1",
+                                  "--http-socket", "127.0.0.1:%d" % free_port(),
+                                  "--wsgi-file", os.path.join(app, "app.py")],
+                                 env=env_for({"PYHUGE": switch, "PYHUGE_METRICS": d,
+                                              "PYHUGE_ARM": "u" + switch}),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                path = prom_file(d, p.pid)
+                assert wait_for(lambda: os.path.exists(path), 20), \
+                    "PYHUGE=%s: no file for the uWSGI master" % switch
+                s = samples(read(path))
+                assert value(s, "pyhuge_info", pid=str(p.pid), enabled=enabled) == 1, s
+                time.sleep(3)  # the master's signal handlers set, its worker spawned
+            finally:
+                p.terminate()  # with --die-on-term: a clean stop, workers included
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            assert wait_for(lambda: not os.listdir(d), 10), \
+                "every file gone after a clean stop: %s" % os.listdir(d)
+    finally:
+        shutil.rmtree(app, ignore_errors=True)
+
+
 def run_quick(cmd, extra, timeout=30):
     return subprocess.run(cmd, env=env_for(extra), capture_output=True, text=True,
                           timeout=timeout)
