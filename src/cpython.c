@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "elfsym.h"
+#include "fnextent.h"
 #include "fmt.h"
 #include "log.h"
 #include "shim.h"
@@ -18,6 +19,8 @@ struct arena_allocator {
 struct site {
     uintptr_t object; /* load address of the CPython object */
     uintptr_t lo, hi; /* accepted return addresses; empty when none */
+    uintptr_t text_lo, text_hi; /* its executable code; empty when the
+                                   arena allocator was replaced */
 };
 
 #define MAX_SITES 4
@@ -26,13 +29,19 @@ static struct site sites[MAX_SITES];
 static unsigned nsites; /* entries [0, nsites) are complete (release/acquire) */
 static int sites_lock;
 
-static bool in_known_site(uintptr_t ret)
+static enum cpython_call in_known_site(uintptr_t ret, long *offset)
 {
     unsigned n = __atomic_load_n(&nsites, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < n; i++)
         if (ret - sites[i].lo < sites[i].hi - sites[i].lo)
-            return true;
-    return false;
+            return CPYTHON_ARENA;
+    for (unsigned i = 0; i < n; i++) {
+        if (ret - sites[i].text_lo < sites[i].text_hi - sites[i].text_lo) {
+            *offset = (long)(ret - sites[i].lo);
+            return CPYTHON_ELSEWHERE;
+        }
+    }
+    return CPYTHON_NOT;
 }
 
 /* Executable code of objects already looked at whose calls are not arena
@@ -86,6 +95,8 @@ struct query {
     const char *name;
     uintptr_t get_allocator; /* out: PyObject_GetArenaAllocator, or 0 */
     uintptr_t text_lo, text_hi;
+    const ElfW(Phdr) *phdr;
+    int phnum;
     bool found;
 };
 
@@ -102,6 +113,8 @@ static int find_object(struct dl_phdr_info *info, size_t size, void *data)
     q->object = info->dlpi_addr;
     q->name = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "the executable";
     q->get_allocator = get;
+    q->phdr = info->dlpi_phdr;
+    q->phnum = info->dlpi_phnum;
     q->text_lo = UINTPTR_MAX;
     q->text_hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -119,31 +132,34 @@ static int find_object(struct dl_phdr_info *info, size_t size, void *data)
 
 /* A try-lock: a signal handler landing here on the same thread must not
  * spin forever; the site is then simply learnt on a later call. */
-static void add_site(uintptr_t object, uintptr_t lo, uintptr_t hi)
+static void add_site(uintptr_t object, uintptr_t lo, uintptr_t hi, uintptr_t text_lo,
+                     uintptr_t text_hi)
 {
     if (__atomic_exchange_n(&sites_lock, 1, __ATOMIC_ACQUIRE))
         return;
     unsigned n = __atomic_load_n(&nsites, __ATOMIC_RELAXED);
     if (n < MAX_SITES && !object_known(object)) {
-        sites[n] = (struct site){.object = object, .lo = lo, .hi = hi};
+        sites[n] = (struct site){
+            .object = object, .lo = lo, .hi = hi, .text_lo = text_lo, .text_hi = text_hi};
         __atomic_store_n(&nsites, n + 1, __ATOMIC_RELEASE);
     }
     __atomic_store_n(&sites_lock, 0, __ATOMIC_RELEASE);
 }
 
-bool cpython_is_arena_caller(uintptr_t ret)
+enum cpython_call cpython_classify(uintptr_t ret, long *offset)
 {
-    if (in_known_site(ret))
-        return true;
+    enum cpython_call c = in_known_site(ret, offset);
+    if (c != CPYTHON_NOT)
+        return c;
     if (in_other_text(ret))
-        return false;
+        return CPYTHON_NOT;
     struct query q = {.addr = ret};
     dl_iterate_phdr(find_object, &q);
     if (!q.found)
-        return false;
+        return CPYTHON_NOT;
     if (!q.get_allocator || object_known(q.object)) {
         add_other_text(q.text_lo, q.text_hi);
-        return false;
+        return CPYTHON_NOT;
     }
 
     /* Called outside dl_iterate_phdr's lock: CPython 3.12+ takes a lock of
@@ -152,18 +168,32 @@ bool cpython_is_arena_caller(uintptr_t ret)
     ((void (*)(struct arena_allocator *))q.get_allocator)(&a);
     uintptr_t fn = (uintptr_t)a.alloc;
     if (fn - q.text_lo < q.text_hi - q.text_lo) {
-        add_site(q.object, fn, fn + CPYTHON_CALLSITE_WINDOW);
-        log_info("CPython found in %s; arena allocator at %p, this call site at +%ld", q.name,
-                 (void *)fn, (long)(ret - fn));
+        /* The whole function where its unwind entry says where it ends
+         * (3.15's tries MAP_HUGETLB before its plain call), at least the
+         * fixed window. */
+        size_t window = fnextent_after(q.object, q.phdr, q.phnum, fn);
+        if (window > CPYTHON_MAX_WINDOW)
+            window = 0;
+        if (window < CPYTHON_CALLSITE_WINDOW)
+            window = CPYTHON_CALLSITE_WINDOW;
+        add_site(q.object, fn, fn + window, q.text_lo, q.text_hi);
+        log_info("CPython found in %s; arena allocator at %p (%zu bytes accepted), this call site "
+                 "at offset %ld", q.name, (void *)fn, window, (long)(ret - fn));
         shim_cpython_found();
     } else {
         /* An embedder installed its own arena allocator: CPython's own
          * mmaps are not arenas then. Remember the object, accept nothing. */
-        add_site(q.object, 0, 0);
+        add_site(q.object, 0, 0, 0, 0);
         log_info("CPython found in %s, but its arena allocator was replaced; not serving arenas",
                  q.name);
     }
-    return in_known_site(ret);
+    return in_known_site(ret, offset);
+}
+
+bool cpython_is_arena_caller(uintptr_t ret)
+{
+    long offset;
+    return cpython_classify(ret, &offset) == CPYTHON_ARENA;
 }
 
 struct older {

@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
+#include "advice.h"
 #include "hooks.h"
 #include "os.h"
 #include "range.h"
@@ -24,6 +26,17 @@
 
 #define PYHUGE_HOOK __attribute__((visibility("default")))
 
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#define MAP_HUGE_MASK 0x3f
+#endif
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#endif
+#ifndef PR_SET_VMA_ANON_NAME
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
 /* pymalloc's request, every CPython 3.4-3.14: mmap(NULL, ARENA_SIZE,
  * PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0). */
 static inline int arena_shaped(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -31,6 +44,19 @@ static inline int arena_shaped(void *addr, size_t len, int prot, int flags, int 
     return addr == NULL && prot == (PROT_READ | PROT_WRITE) &&
            flags == (MAP_PRIVATE | MAP_ANONYMOUS) && fd == -1 && off == 0 &&
            table_class_of(len) >= 0;
+}
+
+/* CPython 3.15's --with-pymalloc-hugepages build, first try: the same
+ * call with MAP_HUGETLB (the default huge page size, or 2 MiB by name) for
+ * a whole 2 MiB arena. */
+static inline int hugetlb_arena_shaped(void *addr, size_t len, int prot, int flags, int fd,
+                                       off_t off)
+{
+    unsigned size_bits = ((unsigned)flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
+    int rest = flags & ~(MAP_HUGE_MASK << MAP_HUGE_SHIFT);
+    return addr == NULL && prot == (PROT_READ | PROT_WRITE) &&
+           rest == (MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB) &&
+           (size_bits == 0 || size_bits == 21) && fd == -1 && off == 0 && len == (size_t)2 << 20;
 }
 
 /* MAP_FIXED replaces whatever is there; MAP_FIXED_NOREPLACE never does (it
@@ -48,6 +74,15 @@ static inline void *do_mmap(void *addr, size_t len, int prot, int flags, int fd,
         void *p = shim_arena_mmap(len, ret);
         if (p)
             return p;
+    } else if (hugetlb_arena_shaped(addr, len, prot, flags, fd, off)) {
+        bool refuse;
+        void *p = shim_arena_mmap_hugetlb(len, ret, &refuse);
+        if (p)
+            return p;
+        if (refuse) {
+            errno = ENOMEM; /* what an empty pool says: CPython makes its plain call */
+            return MAP_FAILED;
+        }
     } else if (replaces(flags) && range_overlaps(addr, len)) {
         int e = range_prepare_map(addr, len, prot, flags, fd, off);
         if (e) {
@@ -103,6 +138,31 @@ PYHUGE_HOOK void *mremap(void *old_addr, size_t old_len, size_t new_len, int fla
     return os_next_mremap(old_addr, old_len, new_len, flags, new_addr);
 }
 
+/* Naming a range (PR_SET_VMA_ANON_NAME) that meets ours: whole arenas keep
+ * their page (advice.c); anything else becomes plain memory first, as for
+ * the range calls below, once the kernel has taken the name. Every other
+ * option passes on untouched. */
+PYHUGE_HOOK int prctl(int option, ...)
+{
+    va_list ap;
+    va_start(ap, option);
+    unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
+    unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
+    va_end(ap);
+    if (option == PR_SET_VMA && a2 == PR_SET_VMA_ANON_NAME && range_overlaps((void *)a3, a4)) {
+        int e = advice_name((void *)a3, a4, (const char *)a5);
+        if (e == ADVICE_PASS)
+            e = range_prepare((void *)a3, a4, HOOK_SKIPS_GAPS);
+        else if (e == 0)
+            return 0;
+        if (e < 0) {
+            errno = -e;
+            return -1;
+        }
+    }
+    return os_next_prctl(option, a2, a3, a4, a5);
+}
+
 /* ---- calls that change a range in place -------------------------------------
  *
  * On the shim's range, the pages they touch first become plain memory
@@ -151,6 +211,26 @@ static int probe_posix_madvise(void *addr, size_t len, int advice)
     return probe_madvise(addr, len, advice);
 }
 
+/* Before the probe: whole arenas keep their huge page under advice that
+ * plain pages can be given on it (advice.c). ADVICE_PASS: go on. */
+static int keep_madvise(void *addr, size_t len, int advice)
+{
+    return advice_madvise(addr, len, advice);
+}
+
+static int keep_posix_madvise(void *addr, size_t len, int advice)
+{
+    if (advice == POSIX_MADV_DONTNEED)
+        return ADVICE_PASS; /* glibc does nothing for it: the probe says so */
+    return advice_madvise(addr, len, advice);
+}
+
+#define keep_mprotect(...) ADVICE_PASS
+#define keep_pkey_mprotect(...) ADVICE_PASS
+#define keep_mlock(...) ADVICE_PASS
+#define keep_mlock2(...) ADVICE_PASS
+#define keep_munlock(...) ADVICE_PASS
+
 static int probe_mlock(const void *addr, size_t len) { return os_probe_mlock(addr, len, 0); }
 
 static int probe_mlock2(const void *addr, size_t len, unsigned int flags)
@@ -183,7 +263,10 @@ static inline int fail_posix_madvise(int e) { return -e; }
     PYHUGE_HOOK ret name params                                                                 \
     {                                                                                           \
         if (range_overlaps(addr, len)) {                                                        \
-            int e = probe_##name args;                                                          \
+            int e = keep_##name args;                                                           \
+            if (e != ADVICE_PASS)                                                               \
+                return e ? fail_##name(e) : 0;                                                  \
+            e = probe_##name args;                                                              \
             if (e == 0)                                                                         \
                 e = range_prepare((void *)(addr), len, gaps);                                   \
             if (e < 0)                                                                          \

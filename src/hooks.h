@@ -19,7 +19,10 @@
  * PYHUGE_MAP_HOOKS: calls with hooks of their own in hooks.c (mmap64 is
  * mmap with a 64-bit offset, which every 64-bit Linux has; libpython
  * imports mmap64, built with _FILE_OFFSET_BITS=64). mremap is variadic in
- * libc; passing new_addr always is what glibc's wrapper does.
+ * libc; passing new_addr always is what glibc's wrapper does. prctl is
+ * variadic too (`int prctl(int option, ...)`): glibc's wrapper reads four
+ * unsigned longs whatever the option, and so do we; only PR_SET_VMA
+ * (CPython 3.15 names its arenas with it under -X dev) concerns the shim.
  * PYHUGE_RANGE_HOOKS: calls that change a range in place, all made by one
  * macro: on the shim's range, its pages first become plain memory.
  */
@@ -34,7 +37,9 @@
     X(int, munmap, (void *addr, size_t len), (addr, len), (int)syscall(SYS_munmap, addr, len), HOOK_MAP)  \
     X(void *, mremap, (void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr), \
       (old_addr, old_len, new_len, flags, new_addr),                                           \
-      (void *)syscall(SYS_mremap, old_addr, old_len, new_len, flags, new_addr), HOOK_MAP)
+      (void *)syscall(SYS_mremap, old_addr, old_len, new_len, flags, new_addr), HOOK_MAP)       \
+    X(int, prctl, (int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5), \
+      (option, a2, a3, a4, a5), (int)syscall(SYS_prctl, option, a2, a3, a4, a5), HOOK_MAP)
 
 #define PYHUGE_RANGE_HOOKS(X)                                                                   \
     X(int, mprotect, (void *addr, size_t len, int prot), (addr, len, prot),                    \

@@ -194,9 +194,34 @@ static uintptr_t take_slot(int cls, bool *must_zero, int *reason)
     return table_take_slot(&shim.table, cls, must_zero);
 }
 
-void *shim_arena_mmap(size_t len, uintptr_t ret)
+/* An arena-shaped request from CPython's own code outside its arena
+ * function's window: counted, and said once with where it came from. */
+static void count_unseen(size_t len, long offset)
 {
-    if (in_shim || !shim_ready() || !cpython_is_arena_caller(ret))
+    static int said;
+    shim_lock();
+    shim.st.arenas_unseen++;
+    report_sync();
+    shim_unlock();
+    if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+        log_info("an arena-shaped mmap of %zu KiB from CPython's own code returns at offset %ld "
+                 "from its arena function, outside the function (an arena function inlined or split "
+                 "by PGO, LTO or BOLT?): passed through to ordinary pages, counted as "
+                 "arenas_unseen", len >> 10, offset);
+}
+
+/* hugetlb: the request is CPython 3.15's MAP_HUGETLB first try (its
+ * --with-pymalloc-hugepages build), which CPython follows with the plain
+ * call when it fails: a fallback is counted at that call, not twice. */
+static void *arena_mmap(size_t len, uintptr_t ret, bool hugetlb)
+{
+    if (in_shim || !shim_ready())
+        return NULL;
+    long offset = 0;
+    enum cpython_call who = cpython_classify(ret, &offset);
+    if (who == CPYTHON_ELSEWHERE && !hugetlb)
+        count_unseen(len, offset);
+    if (who != CPYTHON_ARENA)
         return NULL;
     int cls = table_class_of(len);
     uintptr_t a = 0;
@@ -217,7 +242,7 @@ void *shim_arena_mmap(size_t len, uintptr_t ret)
         shim.st.arenas_thp++;
     else if (a)
         shim.st.arenas_huge++;
-    else
+    else if (!hugetlb)
         report_fallback(reason);
     if (a)
         heap_arena_served(len);
@@ -229,8 +254,20 @@ void *shim_arena_mmap(size_t len, uintptr_t ret)
     /* mmap's contract is zero-filled memory; a reused slot is not. */
     if (must_zero)
         memset((void *)a, 0, len);
-    log_trace("arena %p, %zu KiB", (void *)a, len >> 10);
+    log_trace("arena %p, %zu KiB%s", (void *)a, len >> 10, hugetlb ? " (asked for MAP_HUGETLB)" : "");
     return (void *)a;
+}
+
+void *shim_arena_mmap(size_t len, uintptr_t ret) { return arena_mmap(len, ret, false); }
+
+void *shim_arena_mmap_hugetlb(size_t len, uintptr_t ret, bool *refuse)
+{
+    void *p = arena_mmap(len, ret, true);
+    /* Any hugetlb request from CPython's code that we do not serve fails:
+     * a private hugetlb mapping of its own would be shared with a child at
+     * fork, and kill it with SIGBUS once the pool runs dry. */
+    *refuse = !p && shim_ready() && cpython_classify(ret, &(long){0}) != CPYTHON_NOT;
+    return p;
 }
 
 void shim_read_stats(struct pyhuge_stats *out)

@@ -34,6 +34,16 @@ void shim_cpython_found(void);
  * page to be had: the fallback is then counted). Never touches errno. */
 void *shim_arena_mmap(size_t len, uintptr_t ret);
 
+/* CPython 3.15's huge-page build asks for each 2 MiB arena with
+ * mmap(NULL, 2 MiB, PROT_READ|PROT_WRITE,
+ * MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB, -1, 0) first, then the plain call.
+ * Returns the arena (a slot of ours, hugetlb or THP) as shim_arena_mmap
+ * does. Otherwise NULL, with *refuse set when the call comes from
+ * CPython's code: the caller fails it (ENOMEM, as an empty pool does) and
+ * CPython makes its plain call, served or counted then; *refuse clear when
+ * it is not CPython's (or the shim is off): pass it on. */
+void *shim_arena_mmap_hugetlb(size_t len, uintptr_t ret, bool *refuse);
+
 /* The counters (pyhuge_get_stats). */
 void shim_read_stats(struct pyhuge_stats *out);
 

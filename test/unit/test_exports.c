@@ -44,6 +44,24 @@ Test(exports, are_exactly_the_hooks_and_the_api)
         cr_expect(seen[i], "%s is in the list but not exported", expected[i]);
 }
 
+/* The calls CPython 3.15 makes on its arenas, each hooked (issue 21):
+ * mmap64 (arenas, and MAP_HUGETLB ones in its huge-page build), madvise
+ * (MADV_HUGEPAGE after each mmap), prctl (PR_SET_VMA_ANON_NAME under
+ * -X dev), munmap. */
+Test(exports, include_the_calls_cpython_315_makes_on_arenas)
+{
+    static const char *const needed[] = {"mmap64", "madvise", "prctl", "munmap"};
+    for (size_t n = 0; n < sizeof needed / sizeof needed[0]; n++) {
+        size_t i = 0;
+        while (i < NEXPECTED && strcmp(expected[i], needed[n]) != 0)
+            i++;
+        cr_expect_lt(i, NEXPECTED, "%s is not in hooks.h", needed[n]);
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "nm -D --defined-only %s | grep -qw prctl", PYHUGE_LIB_PATH);
+    cr_expect_eq(system(cmd), 0, "prctl is exported");
+}
+
 static void compiles_alone(const char *compiler, const char *lang, const char *header)
 {
     char cmd[1024];

@@ -1,0 +1,33 @@
+/*
+ * Advice and names on whole arenas, kept on their huge pages.
+ *
+ * CPython 3.15 calls madvise(arena, ARENA_SIZE, MADV_HUGEPAGE) right after
+ * each arena mmap, and under -X dev names it with prctl(PR_SET_VMA,
+ * PR_SET_VMA_ANON_NAME, arena, ARENA_SIZE, "cpython:pymalloc"). Given to
+ * the kernel, a hugetlb page refuses the half-page call and a transparent
+ * huge page is split; made plain first (range_prepare), every arena loses
+ * its huge page. On whole arenas of ours, these functions give the caller
+ * exactly what plain private anonymous pages give and keep the page.
+ *
+ * Each returns ADVICE_PASS when the call is not one they answer (part of
+ * an arena, a free slot, memory not ours, an advice with an effect a huge
+ * page cannot give): the caller then goes the general way (range.h).
+ * Otherwise 0 or the negative errno the call fails with, nothing changed.
+ */
+#ifndef PYHUGE_ADVICE_H
+#define PYHUGE_ADVICE_H
+
+#include <stddef.h>
+
+#define ADVICE_PASS 1
+
+/* madvise(addr, len, advice) on a range that meets ours. */
+int advice_madvise(void *addr, size_t len, int advice);
+
+/* prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, len, name) on a range that
+ * meets ours. A name the kernel refuses (too long, a character it does not
+ * take, an address it cannot read) is refused here too, before anything
+ * changes, whatever the range. */
+int advice_name(void *addr, size_t len, const char *name);
+
+#endif
