@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 
 #include "advice.h"
+#include "ft.h"
 #include "hooks.h"
 #include "os.h"
 #include "range.h"
@@ -90,7 +91,9 @@ static inline void *do_mmap(void *addr, size_t len, int prot, int flags, int fd,
             return MAP_FAILED;
         }
     }
-    return next(addr, len, prot, flags, fd, off);
+    void *p = next(addr, len, prot, flags, fd, off);
+    ft_mapped(p, len, prot, flags, fd, ret); /* a free-threaded CPython's mimalloc: ft.h */
+    return p;
 }
 
 PYHUGE_HOOK void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)

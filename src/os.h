@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define OS_PAGE_SIZE 4096u
@@ -88,6 +89,11 @@ intptr_t os_map_memfd(const char *name, size_t len);
 
 int os_open(const char *path, int flags, int mode);
 int os_close(int fd);
+/* fstat(2); renameat2 with no flags (replaces `to` in one step); unlink(2).
+ * 0 or -errno. */
+int os_fstat(int fd, struct stat *st);
+int os_rename(const char *from, const char *to);
+int os_unlink(const char *path);
 ssize_t os_read(int fd, void *buf, size_t len);
 /* Writes all of buf unless the kernel refuses; returns 0 or -errno. */
 int os_write_all(int fd, const void *buf, size_t len);
@@ -121,6 +127,8 @@ _Noreturn void os_abort(void);
 int os_getpid(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t os_now_ns(void);
+/* CLOCK_REALTIME in whole seconds since the epoch; 0 when unknown. */
+uint64_t os_wall_s(void);
 /* The node name, truncated to len-1 bytes; "" when unknown. */
 void os_hostname(char *buf, size_t len);
 
