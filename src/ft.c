@@ -145,6 +145,8 @@ static bool from_ft_cpython(uintptr_t ret)
     return in(&q.text, ret);
 }
 
+bool ft_found(void) { return __atomic_load_n(&ft_set, __ATOMIC_ACQUIRE); }
+
 void ft_mapped(void *p, size_t len, int prot, int flags, int fd, uintptr_t ret)
 {
     if (p == MAP_FAILED || fd != -1 || len < FT_MIN_LEN || (flags & ~MAP_FIXED) != FT_SHAPE ||

@@ -7,6 +7,7 @@
 #ifndef PYHUGE_FT_H
 #define PYHUGE_FT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,5 +17,9 @@
  * MADV_HUGEPAGE. Never allocates, never changes errno, never fails the
  * call; costs a few compares for any other mapping. */
 void ft_mapped(void *p, size_t len, int prot, int flags, int fd, uintptr_t ret);
+
+/* True once a free-threaded CPython's mimalloc memory has been recognised
+ * in this process. */
+bool ft_found(void);
 
 #endif

@@ -54,7 +54,7 @@ static inline int hugetlb_arena_shaped(void *addr, size_t len, int prot, int fla
                                        off_t off)
 {
     unsigned size_bits = ((unsigned)flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
-    int rest = flags & ~(MAP_HUGE_MASK << MAP_HUGE_SHIFT);
+    int rest = (int)((unsigned)flags & ~((unsigned)MAP_HUGE_MASK << MAP_HUGE_SHIFT));
     return addr == NULL && prot == (PROT_READ | PROT_WRITE) &&
            rest == (MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB) &&
            (size_bits == 0 || size_bits == 21) && fd == -1 && off == 0 && len == (size_t)2 << 20;

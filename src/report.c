@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cpython.h"
+#include "ft.h"
 #include "log.h"
 #include "os.h"
 #include "state.h"
@@ -123,6 +124,10 @@ static void format_stats(struct fmt *f, const struct pyhuge_stats *st)
             (unsigned long)st->pages_thp_peak);
     for (int r = 0; r < PYHUGE_FALLBACK_COUNT; r++)
         fmt_add(f, " %s=%lu", reason_names[r], (unsigned long)st->fallbacks[r]);
+    /* Only when it happened: CPython's code made arena-shaped requests
+     * outside the arena function the shim recognises (PGO/LTO/BOLT). */
+    if (st->arenas_unseen)
+        fmt_add(f, "; unseen=%lu", (unsigned long)st->arenas_unseen);
     if (shim.opt.arm[0])
         fmt_add(f, "; arm=%s", shim.opt.arm);
     fmt_add(f, "\n");
@@ -189,9 +194,13 @@ void report_exit(void)
     if (s == STATE_OFF) {
         log_info("PYHUGE=off: nothing was done");
     } else if (s == STATE_ACTIVE) {
-        if (!any)
+        if (!any && ft_found())
+            log_info("no pymalloc arena request: a free-threaded CPython, whose mimalloc memory "
+                     "was advised for transparent huge pages");
+        else if (!any)
             log_info("nothing was done: %s", python ? "CPython made no pymalloc arena request "
-                                                      "(free-threaded build, or PYTHONMALLOC=malloc?)"
+                                                      "(PYTHONMALLOC=malloc, or an embedder's "
+                                                      "own allocator?)"
                                                     : what);
         if (python && shim.opt.stats != STATS_NONE)
             write_stats_line(&st);
