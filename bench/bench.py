@@ -16,8 +16,14 @@ Configurations (each only where its library is installed):
   glibc-hugetlb1 PYTHONMALLOC=malloc, GLIBC_TUNABLES=glibc.malloc.hugetlb=1
   glibc-hugetlb2 PYTHONMALLOC=malloc, GLIBC_TUNABLES=glibc.malloc.hugetlb=2
 
+  seed           CPython 3.14.7 patched the seed's way (bench/seed-patch.sh:
+                 2 MiB arenas, MAP_HUGETLB first), built by
+                 scripts/build-cpython.sh --seed; only beside --python
+                 3.14.7 (the same source, stock)
+
   --config NAME=VAR=VALUE,...  any other: e.g. the shim with glibc tunables,
                  --config 'pyhuge-top=LD_PRELOAD={lib},GLIBC_TUNABLES=glibc.malloc.top_pad=16777216'
+                 PYTHON=PATH among them runs that interpreter instead of --python's
 
 --paired runs each configuration at once beside a stock run of its own,
 one on each CPU (taskset), swapping CPUs from pair to pair, and takes each
@@ -51,7 +57,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-import pyhuge  # noqa: E402  (measure, find_lib, meminfo)
+from pyhuge import ab as pyhuge_ab, common as pyhuge_common  # noqa: E402
 import bench_apps  # noqa: E402
 import bench_workloads as W  # noqa: E402
 
@@ -61,10 +67,29 @@ STARTUP_SAMPLES = 8
 
 # What makes one configuration differ from another; none is inherited from the caller.
 ENV_KEYS = ("LD_PRELOAD", "PYTHONMALLOC", "GLIBC_TUNABLES", "MALLOC_CONF", "MIMALLOC_LARGE_OS_PAGES",
-            "PYHUGE_BACKEND")
+            "PYHUGE_BACKEND", "PYTHON")
+# In a configuration, not a variable: the interpreter it runs instead of --python's.
+PYTHON_KEY = "PYTHON"
 
 
-def configs(lib, extra=()):
+def seed_python(py):
+    """The seed's build of 3.14.7 (scripts/build-cpython.sh --seed), when py
+    is the stock 3.14.7 built beside it; else None."""
+    real = os.path.realpath(py)
+    cache = os.path.dirname(os.path.dirname(os.path.dirname(real)))
+    seed = os.path.join(cache, "3.14.7-seed", "bin", "python3.14")
+    if os.path.basename(os.path.dirname(os.path.dirname(real))) == "3.14.7" and os.path.exists(seed):
+        return seed
+    return None
+
+
+def split(py, cfg):
+    """(the interpreter, the environment) a configuration runs with."""
+    env = dict(cfg)
+    return env.pop(PYTHON_KEY, None) or py, env
+
+
+def configs(lib, extra=(), py=None):
     base = {k: v for k, v in os.environ.items() if k not in ENV_KEYS and not k.startswith("PYHUGE")}
     out = {"stock": base, "stock-2": dict(base), "pyhuge": dict(base, LD_PRELOAD=lib),
            "pyhuge-thp": dict(base, LD_PRELOAD=lib, PYHUGE_BACKEND="thp")}
@@ -76,6 +101,9 @@ def configs(lib, extra=()):
                                MALLOC_CONF="thp:always,metadata_thp:always")
     out["glibc-hugetlb1"] = dict(base, PYTHONMALLOC="malloc", GLIBC_TUNABLES="glibc.malloc.hugetlb=1")
     out["glibc-hugetlb2"] = dict(base, PYTHONMALLOC="malloc", GLIBC_TUNABLES="glibc.malloc.hugetlb=2")
+    seed = seed_python(py) if py else None
+    if seed:
+        out["seed"] = dict(base, **{PYTHON_KEY: seed})
     for spec in extra:
         name, _, assigns = spec.partition("=")
         env = dict(base)
@@ -111,9 +139,9 @@ def touch_once(length, step, flags=0):
 
 def warm_pool():
     """Touches every free pool page once."""
-    free = pyhuge.meminfo().get("HugePages_Free", 0)
+    free = pyhuge_common.meminfo().get("HugePages_Free", 0)
     if free:
-        touch_once(free * pyhuge.HUGE, pyhuge.HUGE, flags=0x40000)  # MAP_HUGETLB
+        touch_once(free * pyhuge_common.HUGE, pyhuge_common.HUGE, flags=0x40000)  # MAP_HUGETLB
 
 
 def warm_memory():
@@ -122,8 +150,8 @@ def warm_memory():
     transparent huge pages come from exactly such blocks, so THP runs pay
     the host's work that a machine up for days would not. See
     doc/benchmarks.md, "The THP tier on this VM"."""
-    free = pyhuge.meminfo().get("MemFree", 0) * 1024 - (1 << 30)
-    free -= free % pyhuge.HUGE
+    free = pyhuge_common.meminfo().get("MemFree", 0) * 1024 - (1 << 30)
+    free -= free % pyhuge_common.HUGE
     if free > 0:
         touch_once(free, 4096)
 
@@ -149,11 +177,11 @@ class Pool:
         self.fd = open(self.lock, "a") if self.lock else None
         if self.fd:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
-        self.before = int(open(pyhuge.NR_HUGEPAGES).read())
-        short = self.pages - pyhuge.meminfo().get("HugePages_Free", 0)
+        self.before = int(open(pyhuge_common.NR_HUGEPAGES).read())
+        short = self.pages - pyhuge_common.meminfo().get("HugePages_Free", 0)
         self.changed = short > 0 and os.geteuid() == 0
         if self.changed:
-            with open(pyhuge.NR_HUGEPAGES, "w") as f:
+            with open(pyhuge_common.NR_HUGEPAGES, "w") as f:
                 f.write("%d\n" % (self.before + short))
         elif short > 0:
             print("pool: %d pages short of --pool %d, and only root can grow it; the shim and "
@@ -163,25 +191,26 @@ class Pool:
 
     def __exit__(self, *exc):
         if self.changed:
-            with open(pyhuge.NR_HUGEPAGES, "w") as f:
+            with open(pyhuge_common.NR_HUGEPAGES, "w") as f:
                 f.write("%d\n" % self.before)
         if self.fd:
             self.fd.close()
 
 
-def measure_beside(cmd, stock_env, env, stock_cpu):
+def measure_beside(cmd, stock_env, env, stock_cpu, other_cmd=None):
     """Stock and another configuration at once, each on a CPU of its own
     (stock on stock_cpu, the other on the next): both see the same host at
-    the same moment. Returns the other's measurement, with the stock run's
+    the same moment. other_cmd: the other's command, where it runs another
+    interpreter (the seed's build). Returns the other's measurement, with the stock run's
     times beside it, and the stock run's."""
     got = {}
 
-    def one(key, e, cpu):
-        got[key] = pyhuge.measure(["taskset", "-c", str(cpu)] + cmd, e)
+    def one(key, c, e, cpu):
+        got[key] = pyhuge_ab.measure(["taskset", "-c", str(cpu)] + c, e)
     cpus = os.sched_getaffinity(0)
     other_cpu = min((c for c in cpus if c != stock_cpu), default=stock_cpu)
-    threads = [threading.Thread(target=one, args=("stock", stock_env, stock_cpu)),
-               threading.Thread(target=one, args=("other", env, other_cpu))]
+    threads = [threading.Thread(target=one, args=("stock", cmd, stock_env, stock_cpu)),
+               threading.Thread(target=one, args=("other", other_cmd or cmd, env, other_cpu))]
     for t in threads:
         t.start()
     for t in threads:
@@ -217,13 +246,14 @@ def run_suite(py, names, cfgs, runs, pool_pages, lock, paired=False,
                     sys.stderr.flush()
                     # Start-up takes 20 ms: its goal (3%) needs more samples than a workload.
                     for n in range(STARTUP_SAMPLES if w == "startup" else 1):
+                        cpy, env = split(py, cfgs[c])
                         if paired:
-                            m, base = measure_beside(command(py, w), cfgs["stock"], cfgs[c],
-                                                     cpus[(r + i + j + n) % len(cpus)])
+                            m, base = measure_beside(command(py, w), cfgs["stock"], env,
+                                                     cpus[(r + i + j + n) % len(cpus)], command(cpy, w))
                             base["failed"] = base["exit"] != 0
                             raw[w]["stock"].append(base)
                         else:
-                            m = pyhuge.measure(command(py, w), cfgs[c])
+                            m = pyhuge_ab.measure(command(cpy, w), env)
                         m["failed"] = m["exit"] != 0 or m.get("beside_exit", 0) != 0
                         raw[w][c].append(m)
         after_round(raw, r + 1)
@@ -442,6 +472,30 @@ def apps_goals(py, summary, cfgs):
     return "\n".join(lines) + "\n"
 
 
+def seed_goals(py, summary, cfgs):
+    """Issue 21's goal against the seed's own build: the shim on stock 3.14.7
+    at least as fast as the seed on every workload, with less memory."""
+    if "seed" not in cfgs or "pyhuge" not in cfgs:
+        return ""
+    fmt = lambda v: "-" if v is None else "%.3f" % v
+    aa = "stock-2" in cfgs
+    lines = ["Against the seed's build (%s): wall time ratio to stock%s; peak memory RSS + hugetlb "
+             "(MiB, median)." % (py, ", stock-2 is stock again (the noise)" if aa else ""), "",
+             "| workload | %spyhuge | seed | pyhuge / seed | as fast | memory pyhuge / seed (MiB) | less memory |"
+             % ("stock-2 | " if aa else ""), "|---|" + "---|" * (6 + aa)]
+    for w, per in summary.items():
+        ok = lambda c: not per[c]["failed_runs"]
+        mine = per["pyhuge"]["wall_s"]["ratio"] if ok("pyhuge") else None
+        seed = per["seed"]["wall_s"]["ratio"] if ok("seed") else None
+        rel = mine / seed if mine and seed else None
+        mem_mine, mem_seed = per["pyhuge"]["peak_mem_mib"]["median"], per["seed"]["peak_mem_mib"]["median"]
+        lines.append("| %s | %s%s | %s | %s | %s | %.0f / %.0f | %s |" % (
+            w, (fmt(per["stock-2"]["wall_s"]["ratio"]) + " | ") if aa else "", fmt(mine), fmt(seed),
+            fmt(rel), "yes" if rel is not None and rel <= 1.0 else "**no**", mem_mine, mem_seed,
+            "yes" if mem_mine <= mem_seed else "**no**"))
+    return "\n".join(lines) + "\n"
+
+
 def render(results, out, name):
     md = ""
     for py, r in results.items():
@@ -449,6 +503,7 @@ def render(results, out, name):
             md += apps_markdown(py, r["summary"], r["configs"], r["raw"]) + "\n" + apps_goals(py, r["summary"], r["configs"])
         else:
             md += markdown(py, r["summary"], r["configs"]) + "\n" + goals(py, r["summary"], r["configs"])
+            md += "\n" + seed_goals(py, r["summary"], r["configs"])
         md += "\n"
     first = next(iter(results.values()), {})
     with open(os.path.join(out, name + ".md"), "w") as f:
@@ -522,7 +577,7 @@ def main():
         return 0
     if a.paired and len(os.sched_getaffinity(0)) < 2:
         ap.error("--paired needs two CPUs, one for each run of a pair")
-    lib, _ = pyhuge.find_lib(a.lib)
+    lib, _ = pyhuge_common.find_lib(a.lib)
     if not lib:
         ap.error("no libpyhuge.so: build first")
     lib = os.path.abspath(lib)
@@ -541,7 +596,7 @@ def main():
         if not os.path.exists(py):
             print("skipping %s: not installed" % py, file=sys.stderr)
             continue
-        available = configs(lib, a.config)
+        available = configs(lib, a.config, py)
         cfgs = {k: available[k] for k in ["stock"] + [c for c in wanted if c != "stock"] if k in available}
         t0 = time.time()
 

@@ -16,7 +16,8 @@ so its huge pages move to ordinary memory before the first fork); pyhuge,
 thread alive (a second thread in the master: each fork copies the hugetlb
 heap into a snapshot the child takes over); pyhuge, PYHUGE_FORK=share
 (children share private huge pages copy-on-write: unsafe with a drained
-pool). Needs a pool big enough for the master's heap and the workers' (root:
+pool). `--move`: only the master's first fork, beside touching as much fresh
+memory in the same process (test/fork/move_cost.py). Needs a pool big enough for the master's heap and the workers' (root:
 it is sized for the run and put back)."""
 import argparse
 import json
@@ -38,8 +39,37 @@ def run(python, env_extra, args):
     return json.loads(out.strip().splitlines()[-1])
 
 
+MOVE_COST = os.path.join(ROOT, "test", "fork", "move_cost.py")
+
+
+def move_table(a, lib):
+    """--move: the master's first fork beside touching as much fresh memory
+    (test/fork/move_cost.py), in the same process, ROUNDS times each way."""
+    runs = {"stock": [], "pyhuge": []}
+    for rnd in range(a.rounds):
+        for name, env in [("stock", {}), ("pyhuge", {"LD_PRELOAD": lib})][::1 if rnd % 2 else -1]:
+            e = dict(os.environ, **env)
+            out = subprocess.run([a.python, MOVE_COST, str(a.heap)], env=e, capture_output=True,
+                                 text=True, check=True).stdout
+            runs[name].append(json.loads(out.strip().splitlines()[-1]))
+    med = statistics.median
+    print("| %s, heap %d MiB, %d rounds | moved (MiB) | touch fresh (ms) | touch fresh, THP (ms) "
+          "| first fork (ms) | fork / touch |" % (os.path.basename(a.python), a.heap, a.rounds))
+    print("|---|---|---|---|---|---|")
+    for name, rs in runs.items():
+        print("| %s | %.0f | %.0f | %.0f | %.1f | %.2f [%.2f-%.2f] |" % (
+            name, med([r["moved_mib"] for r in rs]), med([r["touch_ms"] for r in rs]),
+            med([r["touch_thp_ms"] for r in rs]), med([r["fork_ms"] for r in rs]),
+            med([r["fork_ms"] / r["touch_ms"] for r in rs]),
+            min(r["fork_ms"] / r["touch_ms"] for r in rs),
+            max(r["fork_ms"] / r["touch_ms"] for r in rs)))
+    return runs
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--move", action="store_true",
+                   help="only the first fork's cost beside a fresh-memory touch of the same size")
     p.add_argument("--lib", required=True)
     p.add_argument("--python", default="/usr/bin/python3.11")
     p.add_argument("--heap", type=int, default=400)
@@ -64,7 +94,9 @@ def main():
             f.write(str(want))
     results = {name: [] for name, _, _ in configs}
     try:
-        for rnd in range(a.rounds):
+        if a.move:
+            results = move_table(a, lib)
+        for rnd in range(0 if a.move else a.rounds):
             order = configs[rnd % len(configs):] + configs[:rnd % len(configs)]
             for name, env, extra in order:
                 results[name].append(run(a.python, env, args + (extra or ["10"])))
@@ -74,6 +106,12 @@ def main():
         if os.geteuid() == 0 and old < want:
             with open(NR, "w") as f:
                 f.write(str(old))
+
+    if a.move:
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"args": vars(a), "results": results}, f, indent=1)
+        return
 
     def med(xs):
         return statistics.median(xs) if xs else float("nan")

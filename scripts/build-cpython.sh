@@ -57,7 +57,9 @@ log=$work/build.log
 tar -xJf "$tarball" -C "$work"
 src=$work/Python-$version
 [ "$kind" = seed ] && "$here/bench/seed-patch.sh" "$src" >> "$log" 2>&1
-conf=(--enable-shared --prefix="$prefix" "LDFLAGS=-Wl,-rpath,$prefix/lib")
+# pip is not needed by any test or benchmark: --without-ensurepip saves its
+# install on a fresh machine.
+conf=(--enable-shared --without-ensurepip --prefix="$prefix" "LDFLAGS=-Wl,-rpath,$prefix/lib")
 [ "$kind" = ft ] && conf+=(--disable-gil)
 echo "building CPython $name into $prefix (3 to 10 minutes; log: $log)" >&2
 if ! (cd "$src" && ./configure "${conf[@]}" && make -j"$(nproc)" && make install) >> "$log" 2>&1; then

@@ -3,7 +3,8 @@
 
     scripts/regrtest.py [--slice fast|full] [--python PATH]... [--tap] [--markdown FILE]
 
-For each Python (default: every pyenv 3.6-3.13 and /usr/bin/python3.11) it
+For each Python (default: every pyenv 3.6-3.13, /usr/bin/python3.11 and
+CPython 3.14.7 as scripts/build-cpython.sh caches it, --cpython-cache) it
 runs a slice of `python -m test` three ways: stock (no shim), under the shim
 with a roomy pool, and under the shim with a pool so small it runs dry
 during the run. Subprocesses the tests start inherit LD_PRELOAD: part of the
@@ -48,16 +49,25 @@ FAST = "test_gc test_weakref test_mmap test_fork1".split()
 CONFIGS = (("stock", None), ("roomy", 1536), ("drained", 12))
 
 
-def pythons():
+def pythons(cache):
+    """The interpreters on the machine, and (version, reason) for those
+    expected but absent: 3.14.7 is built once per machine by
+    scripts/build-cpython.sh (scripts/test.sh calls it)."""
     root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    found = []
+    found, missing = [], []
     for minor in range(6, 14):
         hits = sorted(glob.glob("%s/versions/3.%d.*/bin/python3.%d" % (root, minor, minor)))
         if hits:
             found.append(hits[-1])
     if os.access("/usr/bin/python3.11", os.X_OK):
         found.append("/usr/bin/python3.11")
-    return found
+    py314 = os.path.join(cache, "3.14.7", "bin", "python3.14")
+    if os.access(py314, os.X_OK) and os.path.exists(os.path.join(cache, "3.14.7", ".built")):
+        found.append(py314)
+    else:
+        missing.append(("3.14.7", "no CPython 3.14.7 at %s: scripts/build-cpython.sh builds it "
+                        "(scripts/test.sh does, when ../shared/cpython has the source)" % py314))
+    return found, missing
 
 
 def describe(py):
@@ -179,6 +189,8 @@ def main():
     ap.add_argument("--slice", choices=("fast", "full"), default="full")
     ap.add_argument("--python", action="append", help="interpreter(s) to test (default: all found)")
     ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libpyhuge.so"))
+    ap.add_argument("--cpython-cache", default="/var/cache/pyhuge/cpython",
+                    help="where scripts/build-cpython.sh keeps CPython 3.14.7 (default: %(default)s)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=900, help="per test file, seconds")
     ap.add_argument("--tap", action="store_true", help="TAP output, one case per Python and pool")
@@ -197,7 +209,7 @@ def main():
         ap.error("no %s: build first" % lib)
     if os.geteuid() != 0:
         ap.error("needs root to size the huge page pool")
-    pys = a.python or pythons()
+    pys, missing = (a.python, []) if a.python else pythons(a.cpython_cache)
     names = FAST if a.slice == "fast" else FULL
 
     with open(NR) as f:
@@ -210,6 +222,8 @@ def main():
         with open(OVERCOMMIT, "w") as f:
             f.write("0\n")
     rows, cases = [], []
+    for version, why in missing:
+        cases.append((None, "%s: %s" % (version, why), ""))
     try:
         for py in pys:
             version, linkage, arena, stdlib = describe(py)

@@ -5,6 +5,11 @@
 # would); then the unit, preload and concurrency suites under ASan+UBSan,
 # and the concurrency suite under ThreadSanitizer. Needs root for the pool
 # (tests that need one skip, saying why, without it); puts the pool back.
+# Builds CPython 3.14.7 and 3.14.7t from ../shared/cpython once per machine
+# first (scripts/build-cpython.sh, cached outside the clone; about 6 minutes
+# each on 2 cores the first time, nothing after): the e2e, fork and regrtest
+# suites run on them beside 3.6-3.13. Without the source that is a TAP SKIP
+# saying why, and the cases that need 3.14 skip too.
 # Ends with "N passed, N failed, N skipped", counted from the TAP output of
 # every test case (scripts/count-tap.py); exits non-zero when any failed.
 #
@@ -156,7 +161,38 @@ beside_another_user() {
     holder=""
 }
 
-run_suites build-test --werror --buildtype=debugoptimized --
+# CPython 3.14.7 and its free-threaded build, once per machine: one TAP case
+# each (a SKIP with the reason when the source is absent; exit 77).
+# Where the builds are cached; the test suites are told at setup (meson's
+# cpython_cache option). Not left in the environment: the shim warns about
+# PYHUGE_* names it does not know in every process the tests start.
+cpython_cache=${PYHUGE_CPYTHON_CACHE:-/var/cache/pyhuge/cpython}
+unset PYHUGE_CPYTHON_CACHE
+build_cpythons() {
+    local tap=$1 i=0 lines=() flag name out rc
+    for flag in "" --ft; do
+        i=$((i + 1))
+        name="CPython 3.14.7${flag:+t}"
+        out=$(mktemp /tmp/pyhuge-test-cpython-XXXXXX)
+        rc=0
+        PYHUGE_CPYTHON_CACHE=$cpython_cache scripts/build-cpython.sh $flag > "$out" 2>&1 || rc=$?
+        case $rc in
+            0) lines+=("ok $i - $name for the e2e, fork and regrtest suites: $(tail -1 "$out")") ;;
+            77) lines+=("ok $i - $name for the e2e, fork and regrtest suites # SKIP $(tail -1 "$out")") ;;
+            *) lines+=("not ok $i - $name did not build (scripts/build-cpython.sh $flag exited $rc)")
+               tail -40 "$out" >&2
+               status=1 ;;
+        esac
+        rm -f "$out"
+    done
+    mkdir -p "$(dirname "$tap")"
+    { echo "TAP version 13"; echo "1..$i"; printf '%s\n' "${lines[@]}"; } > "$tap"
+    cat "$tap"
+    logs+=("$tap")
+}
+build_cpythons build-test/meson-logs/cpython.tap
+
+run_suites build-test --werror --buildtype=debugoptimized -Dcpython_cache="$cpython_cache" --
 beside_another_user build-test
 if [ -z "$quick" ]; then
     run_suites build-sanitize --werror --buildtype=debug -Db_sanitize=address,undefined \

@@ -48,6 +48,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
+#include "collapse.h"
 #include "log.h"
 #include "os.h"
 #include "move.h"
@@ -228,6 +229,7 @@ void fork_forget_stale_shadows(void)
 {
     if (plan.shadows && os_now_ns() - plan.shadowed_ns > SHADOW_KEEP_NS)
         drop_all_shadows();
+    collapse_tick();
 }
 
 static void fork_prepare(void)
@@ -239,7 +241,7 @@ static void fork_prepare(void)
     if (!holds_lock)
         return;
     shim_lock();
-    plan.own = shim.opt.fork == FORK_COPY && shim.table.pages;
+    plan.own = shim.opt.fork != FORK_SHARE && shim.table.pages;
     plan.error = 0;
     if (!plan.own)
         return;
@@ -295,12 +297,70 @@ static void make_pages_own(void)
     }
 }
 
+/* PYHUGE_FORK=huge: a worker writes most of the heap it inherits (reference
+ * counts, the collector) and so copies it, 4 KiB at a time, anyway. Here
+ * the child copies its inherited pages at once onto hugetlb pages of its
+ * own, each reserved and faulted in before use: a pool that runs short
+ * refuses the next one cleanly (ENOMEM), and the pages left stay shared
+ * with the parent at 4 KiB, as by default. The child owns the reservation
+ * of each copy: no write by anyone can take it away (no SIGBUS risk). It
+ * reads only its own view of the old pages, which the parent's writes no
+ * longer reach. The price: a whole copy of the parent's heap per child,
+ * where one that calls gc.freeze() before forking would have copied less
+ * (doc/servers.md has the measurements). */
+static void copy_onto_own_huge_pages(void)
+{
+    uint32_t made = 0, left = 0;
+    for (uint32_t i = 0; i < shim.table.used; i++) {
+        struct page *p = &shim.table.pages[i];
+        if (p->state != PAGE_THP || !p->live)
+            continue;
+        uintptr_t tmp = left ? 0 : tier_new_hugetlb();
+        if (!tmp) {
+            left++;
+            continue;
+        }
+        move_copy_live(table_page(&shim.table, i), tmp);
+        bool copied;
+        int e = move_over(table_page(&shim.table, i), tmp, &copied);
+        if (e != 0 || copied) { /* the page is unchanged, or ordinary memory with its arenas */
+            left++;
+            continue;
+        }
+        table_rebacked(&shim.table, i, BACK_HUGETLB);
+        made++;
+    }
+    log_info("fork: %u pages of the parent's arenas copied onto huge pages of this child's own "
+             "(PYHUGE_FORK=huge), %u left shared with it (the pool refused)", made, left);
+}
+
+/* The pages a child inherits take no new arenas: its own go on pages of
+ * its own (hugetlb first) from its first one, instead of into free slots
+ * of pages it shares with its parent copy-on-write, where they would be
+ * 4 KiB pages. A free slot left there costs nothing: never written, or
+ * still the parent's. Empty cached pages go back to address space. */
+static void retire_inherited(void)
+{
+    for (uint32_t i = 0; i < shim.table.used; i++) {
+        const struct page *p = &shim.table.pages[i];
+        bool shared = p->state == PAGE_THP || shim.opt.fork == FORK_SHARE;
+        if (page_serves(p) && shared && table_retire(&shim.table, i))
+            range_release_page(table_page(&shim.table, i));
+    }
+}
+
 static void fork_child(void)
 {
     if (holds_lock) {
         report_child();
         if (plan.own)
             make_pages_own();
+        if (shim.table.pages && shim.opt.fork == FORK_HUGE)
+            copy_onto_own_huge_pages();
+        if (shim.table.pages) {
+            retire_inherited();
+            collapse_child_start();
+        }
         shim.hugetlb_wait = (struct backoff){0};
         report_sync();
         shim_unlock();

@@ -8,8 +8,9 @@
 /* Registers the pthread_atfork handlers (from the constructor). */
 void fork_register(void);
 
-/* Unmaps the shadows of huge pages that no fork has used for a while
- * (fork.c); under the shim's lock, on the path of new arenas. */
+/* On the path of new arenas, under the shim's lock: unmaps the shadows of
+ * huge pages that no fork has used for a while, and in a forked child
+ * collapses inherited pages it has mostly copied (collapse.c). */
 void fork_forget_stale_shadows(void);
 
 #endif

@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 
 #include "advice.h"
+#include "ft.h"
 #include "hooks.h"
 #include "next.h"
 #include "os.h"
@@ -56,7 +57,7 @@ static inline int hugetlb_arena_shaped(void *addr, size_t len, int prot, int fla
                                        off_t off)
 {
     unsigned size_bits = ((unsigned)flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
-    int rest = flags & ~(MAP_HUGE_MASK << MAP_HUGE_SHIFT);
+    int rest = (int)((unsigned)flags & ~((unsigned)MAP_HUGE_MASK << MAP_HUGE_SHIFT));
     return addr == NULL && prot == (PROT_READ | PROT_WRITE) &&
            rest == (MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB) &&
            (size_bits == 0 || size_bits == 21) && fd == -1 && off == 0 && len == (size_t)2 << 20;
@@ -93,7 +94,9 @@ static inline void *do_mmap(void *addr, size_t len, int prot, int flags, int fd,
             return MAP_FAILED;
         }
     }
-    return next(addr, len, prot, flags, fd, off);
+    void *p = next(addr, len, prot, flags, fd, off);
+    ft_mapped(p, len, prot, flags, fd, ret); /* a free-threaded CPython's mimalloc: ft.h */
+    return p;
 }
 
 PYHUGE_HOOK void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)

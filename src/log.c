@@ -1,4 +1,11 @@
+/*
+ * Messages to stderr without allocating (log.h): one stack buffer and one
+ * write(2) per line, budgets per level, and the warnings held back until
+ * the process is known to be CPython.
+ */
 #include "log.h"
+
+#include <string.h>
 
 #include "os.h"
 
@@ -17,10 +24,69 @@ void log_prefix(struct fmt *f)
     fmt_add(f, "pyhuge [%s:%d]: ", host, os_getpid());
 }
 
+/* Warnings kept until the process is known to be CPython: room for every
+ * warning the budget lets through, at the most a line can take. */
+#define HELD_MAX (LOG_MAX_WARNINGS * 512)
+static char held[HELD_MAX];
+static size_t held_len;
+static int holding;   /* atomic */
+static int held_lock; /* atomic; a try-lock: a signal handler never waits */
+
+static void held_take(void)
+{
+    while (__atomic_exchange_n(&held_lock, 1, __ATOMIC_ACQUIRE))
+        ;
+}
+
+static void held_give(void) { __atomic_store_n(&held_lock, 0, __ATOMIC_RELEASE); }
+
+/* True when the line was kept (or lost to a busy buffer) instead of printed. */
+static bool keep(const char *line, size_t len)
+{
+    if (!__atomic_load_n(&holding, __ATOMIC_ACQUIRE))
+        return false;
+    if (__atomic_exchange_n(&held_lock, 1, __ATOMIC_ACQUIRE)) {
+        __atomic_fetch_add(&dropped[0], 1, __ATOMIC_RELAXED);
+        return true;
+    }
+    bool kept = __atomic_load_n(&holding, __ATOMIC_RELAXED);
+    if (kept && held_len + len <= sizeof held) {
+        memcpy(held + held_len, line, len);
+        held_len += len;
+    } else if (kept) {
+        __atomic_fetch_add(&dropped[0], 1, __ATOMIC_RELAXED);
+    }
+    held_give();
+    return kept;
+}
+
+void log_hold_warnings(void) { __atomic_store_n(&holding, 1, __ATOMIC_RELEASE); }
+
+bool log_warnings_held(void)
+{
+    return __atomic_load_n(&holding, __ATOMIC_ACQUIRE) &&
+           (__atomic_load_n(&held_len, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&dropped[0], __ATOMIC_RELAXED));
+}
+
+void log_release_warnings(bool print)
+{
+    if (!__atomic_load_n(&holding, __ATOMIC_ACQUIRE))
+        return;
+    held_take();
+    __atomic_store_n(&holding, 0, __ATOMIC_RELEASE);
+    if (print)
+        os_write_all(2, held, held_len);
+    else
+        __atomic_store_n(&dropped[0], 0, __ATOMIC_RELAXED);
+    held_len = 0;
+    held_give();
+}
+
 static const char *const level_names[] = {"WARNING: ", "", "", "trace: "};
 
-__attribute__((format(printf, 2, 0))) static void write_line(const char *prefix, const char *format,
-                                                          va_list ap)
+__attribute__((format(printf, 3, 0))) static void write_line(bool may_keep, const char *prefix,
+                                                          const char *format, va_list ap)
 {
     char buf[512];
     struct fmt f;
@@ -29,6 +95,8 @@ __attribute__((format(printf, 2, 0))) static void write_line(const char *prefix,
     fmt_add(&f, "%s", prefix);
     fmt_vadd(&f, format, ap);
     buf[f.len++] = '\n';
+    if (may_keep && keep(buf, f.len))
+        return;
     os_write_all(2, buf, f.len);
 }
 
@@ -46,7 +114,7 @@ void log_msg(enum log_level level, const char *format, ...)
     }
     va_list ap;
     va_start(ap, format);
-    write_line(level_names[level], format, ap);
+    write_line(level == LOG_WARN, level_names[level], format, ap);
     va_end(ap);
 }
 
@@ -54,12 +122,16 @@ void log_fatal(const char *format, ...)
 {
     va_list ap;
     va_start(ap, format);
-    write_line(level_names[LOG_WARN], format, ap);
+    write_line(false, level_names[LOG_WARN], format, ap);
     va_end(ap);
 }
 
 void log_new_process(void)
 {
+    /* The parent's kept warnings are the parent's to print. */
+    held_take();
+    held_len = 0;
+    held_give();
     __atomic_store_n(&printed[0], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&printed[1], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&dropped[0], 0, __ATOMIC_RELAXED);
@@ -70,7 +142,7 @@ __attribute__((format(printf, 1, 2))) static void say_dropped(const char *format
 {
     va_list ap;
     va_start(ap, format);
-    write_line("", format, ap);
+    write_line(false, "", format, ap);
     va_end(ap);
 }
 

@@ -11,9 +11,16 @@
  * a chatty level never uses up the warnings'); levels 2 and 3 (every huge
  * page, every arena) are asked for by name and not capped.
  * log_flush_dropped says how many were left out.
+ *
+ * The shim says nothing in a process that is not CPython (sh, sed, a
+ * compiler): warnings made before the process is known to be CPython are
+ * kept in a static buffer (log_hold_warnings) and printed, or dropped
+ * unseen, once it is known (log_release_warnings).
  */
 #ifndef PYHUGE_LOG_H
 #define PYHUGE_LOG_H
+
+#include <stdbool.h>
 
 #include "fmt.h"
 
@@ -33,6 +40,15 @@ void log_msg(enum log_level level, const char *format, ...) __attribute__((forma
 
 /* A warning the process stops after: never capped. */
 void log_fatal(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* From now on warnings are kept, not printed (start-up, before the process
+ * is known to be CPython). */
+void log_hold_warnings(void);
+/* True while warnings are kept and some are waiting. */
+bool log_warnings_held(void);
+/* Ends the holding: the kept warnings are printed (print) or dropped with
+ * their dropped count, unseen. Later warnings print as they come. */
+void log_release_warnings(bool print);
 
 /* A forked child's own budgets: what its parent printed is not its own. */
 void log_new_process(void);

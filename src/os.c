@@ -14,6 +14,7 @@
 #include <linux/memfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -171,6 +172,17 @@ intptr_t os_map_memfd(const char *name, size_t len)
 
 int os_close(int fd) { return (int)SYS3(SYS_close, fd, 0, 0); }
 
+/* Files the reports write (report.c, metrics.c). renameat2 with no flags:
+ * aarch64 has no plain renameat. */
+int os_fstat(int fd, struct stat *st) { return (int)SYS3(SYS_fstat, fd, st, 0); }
+
+int os_rename(const char *from, const char *to)
+{
+    return (int)SYS6(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 0, 0);
+}
+
+int os_unlink(const char *path) { return (int)SYS3(SYS_unlinkat, AT_FDCWD, path, 0); }
+
 static ssize_t os_read(int fd, void *buf, size_t len) { return SYS3(SYS_read, fd, buf, len); }
 
 int os_write_all(int fd, const void *buf, size_t len)
@@ -324,6 +336,14 @@ uint64_t os_now_ns(void)
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
         return 0;
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t os_wall_s(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec;
 }
 
 void os_hostname(char *buf, size_t len)

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define OS_PAGE_SIZE 4096u
@@ -67,6 +68,11 @@ intptr_t os_map_memfd(const char *name, size_t len);
 
 int os_open(const char *path, int flags, int mode);
 int os_close(int fd);
+/* fstat(2); renameat2 with no flags (replaces `to` in one step); unlink(2).
+ * 0 or -errno. */
+int os_fstat(int fd, struct stat *st);
+int os_rename(const char *from, const char *to);
+int os_unlink(const char *path);
 /* Writes all of buf unless the kernel refuses; returns 0 or -errno. */
 int os_write_all(int fd, const void *buf, size_t len);
 /* All of len bytes at file offset off, or -errno (-EIO: the file ended). */
@@ -105,6 +111,8 @@ _Noreturn void os_abort(void);
 int os_getpid(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t os_now_ns(void);
+/* CLOCK_REALTIME in whole seconds since the epoch; 0 when unknown. */
+uint64_t os_wall_s(void);
 /* The node name, truncated to len-1 bytes; "" when unknown. */
 void os_hostname(char *buf, size_t len);
 

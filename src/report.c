@@ -1,10 +1,17 @@
+/*
+ * The counters and what the shim says about them (report.h): the stats
+ * page tools read, the reasons for fallbacks, the PYHUGE_STATS line.
+ */
 #include "report.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "cpython.h"
+#include "ft.h"
 #include "log.h"
 #include "os.h"
 #include "state.h"
@@ -22,10 +29,12 @@ static const char *const reason_texts[PYHUGE_FALLBACK_COUNT] = {
     [PYHUGE_FALLBACK_CAP] = "PYHUGE_MAX_PAGES is reached",
     [PYHUGE_FALLBACK_SPACE] = "the kernel refuses more address space (RLIMIT_AS, RLIMIT_DATA, "
                               "vm.max_map_count), or the shim's 64 GiB range is full",
-    [PYHUGE_FALLBACK_BACKOFF] = "waiting after a recent refusal, or after a slow transparent "
-                                "huge page fault (PYHUGE_THP_STALL_US)",
+    [PYHUGE_FALLBACK_BACKOFF] = "the transparent huge page tier is paused after a slow fault "
+                                "(PYHUGE_THP_STALL_US)",
     [PYHUGE_FALLBACK_THP] = "transparent huge pages are off or refused (PYHUGE_BACKEND=thp)",
 };
+
+const char *report_reason_name(int reason) { return reason_names[reason]; }
 
 void report_sync(void)
 {
@@ -55,6 +64,7 @@ void report_publish_page(void)
     shim.page = (struct pyhuge_stats_page *)r;
     memcpy(shim.page->magic, PYHUGE_STATS_PAGE_MAGIC, sizeof PYHUGE_STATS_PAGE_MAGIC);
     shim.page->pid = (uint64_t)os_getpid();
+    memcpy(shim.page->arm, shim.opt.arm, sizeof shim.page->arm);
     shim.page->stats = shim.st;
 }
 
@@ -114,7 +124,38 @@ static void format_stats(struct fmt *f, const struct pyhuge_stats *st)
             (unsigned long)st->pages_thp_peak);
     for (int r = 0; r < PYHUGE_FALLBACK_COUNT; r++)
         fmt_add(f, " %s=%lu", reason_names[r], (unsigned long)st->fallbacks[r]);
+    /* Only when it happened: CPython's code made arena-shaped requests
+     * outside the arena function the shim recognises (PGO/LTO/BOLT). */
+    if (st->arenas_unseen)
+        fmt_add(f, "; unseen=%lu", (unsigned long)st->arenas_unseen);
+    if (shim.opt.arm[0])
+        fmt_add(f, "; arm=%s", shim.opt.arm);
     fmt_add(f, "\n");
+}
+
+/* Appends the line to the PYHUGE_STATS file; 0, or -errno with *what
+ * saying what went wrong. Never blocks: a FIFO without a reader, a
+ * terminal, a device are refused after one non-blocking open. */
+static int append_line(const char *line, size_t len, const char **what)
+{
+    *what = "cannot open";
+    int fd = os_open(shim.opt.stats_path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0644);
+    if (fd == -ENXIO)
+        *what = "not a regular file (a FIFO without a reader):";
+    if (fd < 0)
+        return fd;
+    struct stat sb;
+    int e = os_fstat(fd, &sb);
+    if (e == 0 && !S_ISREG(sb.st_mode)) {
+        *what = "not a regular file (a FIFO, a device?):";
+        e = -EINVAL;
+    }
+    if (e == 0) {
+        *what = "cannot write";
+        e = os_write_all(fd, line, len); /* one write with O_APPEND: lines never interleave */
+    }
+    os_close(fd);
+    return e;
 }
 
 static void write_stats_line(const struct pyhuge_stats *st)
@@ -127,31 +168,39 @@ static void write_stats_line(const struct pyhuge_stats *st)
         os_write_all(2, buf, f.len);
         return;
     }
-    int fd = os_open(shim.opt.stats_path, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (fd < 0) {
-        log_warn("cannot open PYHUGE_STATS file %s (errno %d); stats go to stderr",
-                 shim.opt.stats_path, -fd);
-        os_write_all(2, buf, f.len);
+    const char *what;
+    int e = append_line(buf, f.len, &what);
+    if (e == 0)
         return;
-    }
-    os_write_all(fd, buf, f.len); /* one write with O_APPEND: lines never interleave */
-    os_close(fd);
+    log_warn("%s PYHUGE_STATS file %s (errno %d); stats go to stderr", what, shim.opt.stats_path,
+             -e);
+    os_write_all(2, buf, f.len);
 }
 
 void report_exit(void)
 {
     int s = __atomic_load_n(&shim.state, __ATOMIC_ACQUIRE);
+    struct pyhuge_stats st = {0};
+    if (s == STATE_ACTIVE)
+        report_read(&st);
+    bool any = st.arenas_huge + st.arenas_fallback + st.arenas_thp + st.pages_forked > 0;
+    char what[160] = "";
+    bool python = any;
+    if (!python && (s == STATE_ACTIVE || log_warnings_held()))
+        python = cpython_describe(what, sizeof what);
+    /* Warnings kept since start-up: a CPython process hears them now, any
+     * other (sh, sed, a compiler) never does. */
+    log_release_warnings(python);
     if (s == STATE_OFF) {
         log_info("PYHUGE=off: nothing was done");
     } else if (s == STATE_ACTIVE) {
-        struct pyhuge_stats st;
-        report_read(&st);
-        bool any = st.arenas_huge + st.arenas_fallback + st.arenas_thp + st.pages_forked > 0;
-        char what[160];
-        bool python = any || cpython_describe(what, sizeof what);
-        if (!any)
+        if (!any && ft_found())
+            log_info("no pymalloc arena request: a free-threaded CPython, whose mimalloc memory "
+                     "was advised for transparent huge pages");
+        else if (!any)
             log_info("nothing was done: %s", python ? "CPython made no pymalloc arena request "
-                                                      "(free-threaded build, or PYTHONMALLOC=malloc?)"
+                                                      "(PYTHONMALLOC=malloc, or an embedder's "
+                                                      "own allocator?)"
                                                     : what);
         if (python && shim.opt.stats != STATS_NONE)
             write_stats_line(&st);

@@ -22,10 +22,16 @@ void report_child(void);
  * reason at PYHUGE_VERBOSE=1, every time at 3. */
 void report_fallback(int reason);
 
+/* "pool", "fault", ...: a fallback reason's name in the stats line and the
+ * metrics. */
+const char *report_reason_name(int reason);
+
 /* The counters, for pyhuge_get_stats. Takes the lock itself. */
 void report_read(struct pyhuge_stats *out);
 
-/* At exit: the PYHUGE_STATS line, and what was done (PYHUGE_VERBOSE). */
+/* At exit: the warnings held since start-up (printed in a CPython
+ * process, dropped in any other), the PYHUGE_STATS line, and what was done
+ * (PYHUGE_VERBOSE). */
 void report_exit(void);
 
 #endif

@@ -1,6 +1,14 @@
+/*
+ * Start-up and new arenas (shim.h): the options read once, the moment the
+ * process is known to be CPython, the exit report; and the arena mmap that
+ * takes a slot of a huge page.
+ */
 #include "shim.h"
 
 #include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +16,7 @@
 #include "fork.h"
 #include "heap.h"
 #include "log.h"
+#include "metrics.h"
 #include "os.h"
 #include "next.h"
 #include "range.h"
@@ -28,25 +37,77 @@ static const char *env_lookup(const char *name, void *ctx)
     return getenv(name);
 }
 
+/* Set when a PYHUGE=off process may yet turn out to be CPython (an
+ * interpreter embedded after start-up) and something waits for that: its
+ * warnings, its info metric. */
+static bool watch_off;
+
+static void off_process_call(void);
+
 bool shim_ready(void)
 {
     int s = __atomic_load_n(&shim.state, __ATOMIC_ACQUIRE);
     if (s == STATE_ACTIVE)
         return true;
+    if (s == STATE_OFF) {
+        off_process_call();
+        return false;
+    }
     if (s != STATE_NEW)
-        return false; /* off, or another thread is starting us: pass through */
+        return false; /* another thread is starting us: pass through */
     if (!environ)
         return false; /* too early in process start-up even for getenv */
     int expected = STATE_NEW;
     if (!__atomic_compare_exchange_n(&shim.state, &expected, STATE_STARTING, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return expected == STATE_ACTIVE;
+    /* Not a word in a process that is not CPython: held until it is known. */
+    log_hold_warnings();
     options_parse(&shim.opt, env_lookup, NULL, environ);
     shim.st.version = PYHUGE_STATS_VERSION;
     shim.st.enabled = shim.opt.enabled;
     s = shim.opt.enabled ? STATE_ACTIVE : STATE_OFF;
     __atomic_store_n(&shim.state, s, __ATOMIC_RELEASE);
     return s == STATE_ACTIVE;
+}
+
+/* The process is CPython: the warnings held since start-up are printed,
+ * PYHUGE_METRICS starts. Once. */
+static void cpython_known(void)
+{
+    static int known;
+    if (__atomic_exchange_n(&known, 1, __ATOMIC_ACQ_REL))
+        return;
+    __atomic_store_n(&watch_off, false, __ATOMIC_RELEASE);
+    log_release_warnings(true);
+    metrics_start();
+}
+
+static int loaded_count(struct dl_phdr_info *info, size_t size, void *data)
+{
+    if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds)
+        *(unsigned long long *)data = info->dlpi_adds;
+    return 1; /* the first object tells: dlpi_adds counts every load so far */
+}
+
+/* An arena-shaped mmap in a PYHUGE=off process: its metrics when due, and
+ * whether CPython has arrived since start-up. Only while something waits
+ * for the answer, and only when objects were loaded since the last look:
+ * otherwise one step of dl_iterate_phdr. */
+static void off_process_call(void)
+{
+    static unsigned long long seen_adds;
+    metrics_tick();
+    if (!__atomic_load_n(&watch_off, __ATOMIC_ACQUIRE) || in_shim)
+        return;
+    unsigned long long adds = 0;
+    dl_iterate_phdr(loaded_count, &adds);
+    if (adds && adds == __atomic_load_n(&seen_adds, __ATOMIC_RELAXED))
+        return;
+    __atomic_store_n(&seen_adds, adds, __ATOMIC_RELAXED);
+    char what[160];
+    if (cpython_describe(what, sizeof what))
+        cpython_known();
 }
 
 /* Two copies of the library in one process (LD_PRELOAD naming a build and
@@ -73,6 +134,17 @@ void shim_constructor(void)
     shim_ready();
     heap_setup();
     fork_register();
+    if (shim.opt.metrics)
+        pthread_atfork(NULL, NULL, metrics_forked); /* after fork.c's: the child's counters */
+    /* CPython linked in, or libpython loaded with the program: known now.
+     * Otherwise an interpreter embedded later is found at its first arena
+     * (shim_cpython_found), or, with PYHUGE=off, by off_process_call. */
+    char what[160];
+    bool waiting = log_warnings_held() || shim.opt.metrics;
+    if (waiting && cpython_describe(what, sizeof what))
+        cpython_known();
+    else if (waiting && __atomic_load_n(&shim.state, __ATOMIC_ACQUIRE) == STATE_OFF)
+        __atomic_store_n(&watch_off, true, __ATOMIC_RELEASE);
 }
 
 void shim_cpython_found(void)
@@ -80,12 +152,15 @@ void shim_cpython_found(void)
     /* The constructor made the malloc settings if libpython was loaded
      * then; an interpreter embedded later gets them now. */
     heap_setup();
+    cpython_known();
 }
 
 void shim_destructor(void)
 {
-    if (!stepped_aside)
-        report_exit();
+    if (stepped_aside)
+        return;
+    report_exit();
+    metrics_stop();
 }
 
 /* ---- new arenas -------------------------------------------------------------- */

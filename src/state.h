@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "options.h"
 #include "pyhuge.h"
 #include "table.h"
@@ -37,6 +38,8 @@ struct shim_state {
     bool thp_usable;      /* the kernel's THP setting is not [never] */
     struct backoff hugetlb_wait; /* after the pool refused a page */
     struct backoff thp_wait;     /* after a slow transparent huge page fault */
+    int hugetlb_refusal;         /* why the pool last refused (enum pyhuge_fallback): the
+                                    reason counted while hugetlb_wait runs */
     unsigned reasons_logged; /* atomic */
     struct pyhuge_stats st;
     struct pyhuge_stats_page *page; /* the copy tools read; NULL until the first arena */
@@ -71,6 +74,7 @@ static inline void shim_unlock(void)
     pthread_mutex_unlock(&shim.lock);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     in_shim = 0;
+    metrics_tick(); /* PYHUGE_METRICS, when due: outside the lock, on every path that took it */
 }
 
 #endif

@@ -284,12 +284,12 @@ enum release table_release_slot(struct table *t, struct page_ref r, unsigned i)
     enum backing b = page_backing(p);
     t->live[b]--;
     if (p->live) {
-        if (was_full)
+        if (was_full && !p->retired)
             list_push(t, r.idx, LIST_PARTIAL);
         return RELEASE_KEPT;
     }
     list_remove(t, r.idx);
-    if (t->cached < t->cache_max) {
+    if (!p->retired && t->cached < t->cache_max) {
         list_push(t, r.idx, LIST_CACHE);
         t->cached++;
         return RELEASE_KEPT;
@@ -313,6 +313,21 @@ int32_t table_evict_cached(struct table *t, bool only, enum backing b)
     return idx;
 }
 
+bool table_retire(struct table *t, uint32_t idx)
+{
+    struct page *p = &t->pages[idx];
+    if (p->list == LIST_CACHE) {
+        list_remove(t, idx);
+        t->cached--;
+        t->held[page_backing(p)]--;
+        table_put_free(t, idx);
+        return true;
+    }
+    list_remove(t, idx);
+    p->retired = 1;
+    return false;
+}
+
 void table_give_to_kernel(struct table *t, uint32_t idx)
 {
     /* Never hand it out later from the untouched part of the range. */
@@ -330,7 +345,7 @@ void table_give_to_kernel(struct table *t, uint32_t idx)
     }
     list_remove(t, idx);
     p->state = PAGE_KERNEL;
-    p->live = p->dirty = 0; /* its arenas are the kernel's memory now */
+    p->live = p->dirty = p->retired = 0; /* its arenas are the kernel's memory now */
 }
 
 /* ---- the invariants ------------------------------------------------------ */
@@ -373,8 +388,8 @@ static const char *check_page(const struct table *t, uint32_t idx, uint32_t *hel
     switch (p->state) {
     case PAGE_FREE:
     case PAGE_KERNEL:
-        if (p->live)
-            return "a page that serves no arena has live slots";
+        if (p->live || p->retired)
+            return "a page that serves no arena has live slots, or is retired";
         if (p->list != LIST_NONE && !(p->state == PAGE_FREE && p->list == LIST_FREE))
             return "a FREE or KERNEL page on a list other than the free list";
         return NULL;
@@ -392,10 +407,11 @@ static const char *check_page(const struct table *t, uint32_t idx, uint32_t *hel
         return "a live slot that is not dirty";
     held[page_backing(p)]++;
     live[page_backing(p)] += (uint64_t)__builtin_popcount(p->live);
-    if (p->live == full_mask(p) ? p->list != LIST_NONE
+    if (p->retired ? p->list != LIST_NONE || !p->live
+        : p->live == full_mask(p) ? p->list != LIST_NONE
         : p->live ? p->list != LIST_PARTIAL
                   : p->list != LIST_PARTIAL && p->list != LIST_CACHE)
-        return "a serving page on the wrong list for its live slots";
+        return "a serving page on the wrong list for its live slots (or retired)";
     return NULL;
 }
 

@@ -46,6 +46,7 @@ struct page {
     uint8_t shift;  /* log2 of the slot size; 0 when FREE */
     uint8_t live;   /* bit i: slot i is an arena handed out */
     uint8_t dirty;  /* bit i: slot i may hold non-zero bytes */
+    uint8_t retired; /* takes no new arenas: FREE when its last one goes */
     int32_t prev, next;
 };
 
@@ -199,6 +200,12 @@ enum release {
     RELEASE_KEPT,       /* freed; the page stays mapped (other arenas, or cached) */
     RELEASE_UNMAP_PAGE, /* freed; the page is now FREE: the caller unmaps it */
 };
+
+/* Page idx, serving arenas, takes no new ones from now on (a forked
+ * child's inherited pages: fork.c): off the partial and cache lists; it
+ * goes FREE (RELEASE_UNMAP_PAGE) when its last arena is freed. An empty
+ * cached page is FREE at once: true then, and the caller unmaps it. */
+bool table_retire(struct table *t, uint32_t idx);
 
 /* Frees the live slot at exactly [addr, addr+len). *r gets the page when
  * addr is in the table. */

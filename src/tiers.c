@@ -131,6 +131,14 @@ static uintptr_t new_hugetlb(int *reason)
     return (uintptr_t)r;
 }
 
+uintptr_t tier_new_hugetlb(void)
+{
+    int reason;
+    if (shim.opt.backend == BACKEND_THP || shim.table.held[BACK_HUGETLB] >= shim.opt.max_pages)
+        return 0;
+    return new_hugetlb(&reason);
+}
+
 /* Returns -1, or why not. The page is made elsewhere and moved into place:
  * a MAP_FIXED hugetlb mmap over our range that fails (as it does whenever
  * the pool is empty) can leave a hole, and another thread's mmap could land
@@ -143,8 +151,8 @@ static int add_hugetlb(uint32_t idx, int cls)
     if (shim.table.held[BACK_HUGETLB] >= shim.opt.max_pages)
         return PYHUGE_FALLBACK_CAP;
     if (backoff_waiting(&shim.hugetlb_wait))
-        return PYHUGE_FALLBACK_BACKOFF;
-    int reason;
+        return shim.hugetlb_refusal; /* the cause, not the wait: a dry pool says pool */
+    int reason = PYHUGE_FALLBACK_POOL;
     uintptr_t tmp = new_hugetlb(&reason);
     if (tmp && !place(idx, tmp)) {
         tmp = 0;
@@ -152,6 +160,7 @@ static int add_hugetlb(uint32_t idx, int cls)
     }
     if (!tmp) {
         backoff_hit(&shim.hugetlb_wait, HUGETLB_WAIT_MIN_NS, HUGETLB_WAIT_MAX_NS);
+        shim.hugetlb_refusal = reason;
         return reason;
     }
     backoff_clear(&shim.hugetlb_wait);
@@ -227,7 +236,8 @@ static int add_thp(uint32_t idx, int cls)
 }
 
 /* The reason that says most: address space refused is the root of any
- * other refusal; a pause says why nothing was tried. */
+ * other refusal; then why the pool gave no page; the THP tier's own
+ * reason (a pause, none to be had) only where the pool was not asked. */
 int tier_back_page(uint32_t idx, int cls)
 {
     int reason = add_hugetlb(idx, cls);
@@ -236,7 +246,8 @@ int tier_back_page(uint32_t idx, int cls)
     int thp = shim.table.pages[idx].state == PAGE_FREE ? add_thp(idx, cls) : reason;
     if (thp < 0)
         return -1;
-    if (thp == PYHUGE_FALLBACK_SPACE || thp == PYHUGE_FALLBACK_BACKOFF)
+    if (thp == PYHUGE_FALLBACK_SPACE ||
+        (thp == PYHUGE_FALLBACK_BACKOFF && reason == PYHUGE_FALLBACK_THP))
         reason = thp;
     if (shim.table.pages[idx].state == PAGE_FREE)
         table_put_free(&shim.table, idx);

@@ -19,6 +19,12 @@ void tier_detect(void);
  * the page is FREE again then. */
 int tier_back_page(uint32_t idx, int cls);
 
+/* A new hugetlb page, 2 MiB, reserved and faulted in (a clean refusal, never
+ * a SIGBUS later), mapped where the kernel likes, for the caller to move
+ * into the range: its address, or 0 when the pool, PYHUGE_MAX_PAGES or a
+ * cgroup limit refuses it. */
+uintptr_t tier_new_hugetlb(void);
+
 /* A page of ours went back to the pool: worth trying again at once. */
 void tier_page_returned(void);
 

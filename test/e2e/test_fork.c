@@ -1,30 +1,42 @@
 /*
  * fork() against a drained pool, with a real CPython: a naive shim's
- * children die of SIGBUS; ours survive and compute the right answers.
+ * children die of SIGBUS; ours survive and compute the right answers. The
+ * drained-pool cases run on Debian's 3.11 and on CPython 3.14.7 built from
+ * source (pythons.h); the rest on Debian's 3.11.
  */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "pythons.h"
 
 #define PRELOAD PYHUGE_PRELOAD
-#define PYTHON "/usr/bin/python3.11"
 
 static struct run r;
 static struct pool base;
 
 static void drained_pool(void)
 {
-    if (access(PYTHON, X_OK) != 0)
-        cr_skip_test("no %s on this machine", PYTHON);
     base = pool_require(40); /* the parent's heap needs more: it drains the pool */
+}
+
+/* The Pythons of the drained-pool cases. */
+static struct python drained_pythons[] = {{"system"}, {"3.14"}};
+static char exe[512], why[1024];
+
+static void find(const struct python *p)
+{
+    if (!python_path(p->which, exe, sizeof exe, why, sizeof why))
+        cr_skip_test("%s", why);
 }
 
 static void run_drained(char *fork_mode, char *children, char *how)
 {
-    char *argv[] = {PYTHON, DRAINED_FORK_PY, children, how, NULL};
+    char *argv[] = {exe, DRAINED_FORK_PY, children, how, NULL};
     char *env[] = {PRELOAD, fork_mode, NULL};
     run(&r, env, argv);
     pool_expect_back(&base, "pool whole again after all exited");
@@ -32,10 +44,16 @@ static void run_drained(char *fork_mode, char *children, char *how)
 
 TestSuite(fork, .init = drained_pool, .fini = pool_restore, .timeout = 120);
 
-Test(fork, children_of_a_drained_pool_survive_by_default)
+ParameterizedTestParameters(fork, children_of_a_drained_pool_survive_by_default)
 {
+    return cr_make_param_array(struct python, drained_pythons, 2);
+}
+
+ParameterizedTest(struct python *p, fork, children_of_a_drained_pool_survive_by_default)
+{
+    find(p);
     run_drained("PYHUGE_FORK=copy", "3", "os.fork");
-    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_assert_eq(r.status, 0, "%s\nstdout:\n%s\nstderr:\n%s", exe, r.out, r.err);
     cr_expect_eq(field(r.out, "heap", 0, "pool_free"), 0, "the parent drained the pool:\n%s", r.out);
     cr_expect_eq(count_lines(r.out, "child"), 3);
     cr_expect_eq(count_lines(r.out, "child 0 exit=0") + count_lines(r.out, "child 1 exit=0") +
@@ -44,18 +62,30 @@ Test(fork, children_of_a_drained_pool_survive_by_default)
     cr_expect_eq(count_lines(r.out, "parent ok"), 1);
 }
 
-Test(fork, children_of_a_naive_shim_die_of_sigbus)
+ParameterizedTestParameters(fork, children_of_a_naive_shim_die_of_sigbus)
 {
+    return cr_make_param_array(struct python, drained_pythons, 2);
+}
+
+ParameterizedTest(struct python *p, fork, children_of_a_naive_shim_die_of_sigbus)
+{
+    find(p);
     run_drained("PYHUGE_FORK=share", "3", "os.fork");
     cr_expect_eq(field(r.out, "heap", 0, "pool_free"), 0);
     int killed = 0;
-    for (const char *p = r.out; (p = strstr(p, "signal=7")); p++)
+    for (const char *q = r.out; (q = strstr(q, "signal=7")); q++)
         killed++;
     cr_expect_geq(killed, 1, "the hazard is real on this kernel (so the default matters):\n%s", r.out);
 }
 
-Test(fork, multiprocessing_fork_pool_on_a_drained_pool)
+ParameterizedTestParameters(fork, multiprocessing_fork_pool_on_a_drained_pool)
 {
+    return cr_make_param_array(struct python, drained_pythons, 2);
+}
+
+ParameterizedTest(struct python *p, fork, multiprocessing_fork_pool_on_a_drained_pool)
+{
+    find(p);
     run_drained("PYHUGE_FORK=copy", "3", "multiprocessing");
     cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
     cr_expect_eq(count_lines(r.out, "child"), 3, "%s", r.out);
@@ -67,8 +97,9 @@ Test(fork, multiprocessing_fork_pool_on_a_drained_pool)
  * (copy-on-write copies 4 KiB and cannot fail), and the children finish. */
 Test(fork, children_on_the_thp_tier_need_nothing)
 {
+    find(&(struct python){"system"});
     base = pool_require(0);
-    char *argv[] = {PYTHON, DRAINED_FORK_PY, "3", "os.fork", NULL};
+    char *argv[] = {exe, DRAINED_FORK_PY, "3", "os.fork", NULL};
     char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
     run(&r, env, argv);
     cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
@@ -77,12 +108,84 @@ Test(fork, children_on_the_thp_tier_need_nothing)
     cr_expect(strstr(r.err, " thp=0 ") == NULL, "the arenas were on the THP tier: %s", r.err);
 }
 
+/* ---- free-threaded 3.14.7t: mimalloc's memory, not arenas ------------------- */
+
+/* THP's mode, from the kernel: "always", "madvise" or "never". */
+static void thp_mode(char *buf, size_t len)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    char line[128] = {0};
+    snprintf(buf, len, "never");
+    if (f && fgets(line, sizeof line, f)) {
+        char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+        if (a && b)
+            snprintf(buf, len, "%.*s", (int)(b - a - 1), a + 1);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* mimalloc's own huge pages (MIMALLOC_ALLOW_LARGE_OS_PAGES=1) are private
+ * hugetlb pages: a child writing while the pool is drained dies of SIGBUS.
+ * The hazard the shim's design for these builds must not have. mimalloc
+ * asks for whole arenas on huge pages, 1 GiB by default (512 pages, and
+ * madvise(MADV_HUGEPAGE) on plain pages when refused): 32 MiB arenas
+ * (MIMALLOC_ARENA_RESERVE, KiB) drain the suite's 40 pages within the heap. */
+Test(fork, free_threaded_mimalloc_large_pages_lose_children_on_a_drained_pool, .timeout = 180)
+{
+    find(&(struct python){"3.14t"});
+    char *argv[] = {exe, FT_FORK_PY, "200", "3", NULL};
+    char *env[] = {"MIMALLOC_ALLOW_LARGE_OS_PAGES=1", "MIMALLOC_ARENA_RESERVE=32768", NULL};
+    run(&r, env, argv);
+    cr_expect_gt(field(r.out, "heap", 0, "hugetlb_kb"), 0, "arenas on hugetlb pages:\n%s", r.out);
+    cr_expect_lt(field(r.out, "heap", 0, "pool_free"), 16, "the pool all but drained:\n%s", r.out);
+    cr_expect_geq(count_lines(r.out, "child 0 signal=7") + count_lines(r.out, "child 1 signal=7") +
+                      count_lines(r.out, "child 2 signal=7"),
+                  1, "the hazard is real on this kernel:\n%s\n%s", r.out, r.err);
+    pool_expect_back(&base, "pool whole again after all exited");
+}
+
+/* Under the shim, a free-threaded CPython's mimalloc memory is on
+ * transparent huge pages (ft.h): most of the heap in AnonHugePages, no
+ * pool page taken, and every child of a drained pool computes its answer. */
+Test(fork, free_threaded_heap_on_thp_and_children_survive_a_drained_pool, .timeout = 180)
+{
+    find(&(struct python){"3.14t"});
+    char mode[32];
+    thp_mode(mode, sizeof mode);
+    if (strcmp(mode, "never") == 0)
+        cr_skip_test("transparent huge pages are off here (enabled: never)");
+    base = pool_require(0);
+    char *argv[] = {exe, FT_FORK_PY, "200", "3", NULL};
+    static struct run stock;
+    char *plain[] = {NULL};
+    run(&stock, plain, argv);
+    cr_assert_eq(stock.status, 0, "%s", stock.err);
+    char *env[] = {PRELOAD, "PYHUGE_VERBOSE=1", NULL};
+    run(&r, env, argv);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    long thp = field(r.out, "heap", 0, "thp_kb");
+    cr_expect_geq(thp, 32 * 1024, "the heap on transparent huge pages (THP %s): %ld kB\n%s\n%s",
+                  mode, thp, r.out, r.err);
+    cr_log_info("3.14t heap: AnonHugePages %ld kB under the shim, %ld kB stock (THP %s); minor "
+                "faults %ld vs %ld", thp, field(stock.out, "heap", 0, "thp_kb"), mode,
+                field(r.out, "heap", 0, "minflt"), field(stock.out, "heap", 0, "minflt"));
+    cr_expect_eq(field(r.out, "heap", 0, "hugetlb_kb"), 0);
+    cr_expect_eq(count_lines(r.out, "child 0 exit=0") + count_lines(r.out, "child 1 exit=0") +
+                     count_lines(r.out, "child 2 exit=0"),
+                 3, "every child wrote every object and got the right answer:\n%s", r.out);
+    cr_expect_eq(count_lines(r.out, "parent ok"), 1);
+    cr_expect(strstr(r.err, "free-threaded CPython in") != NULL, "says what it did: %s", r.err);
+    pool_expect_back(&base, "no pool page taken");
+}
+
 /* Another thread writes into arena memory with the GIL released (os.read
  * into a fresh bytes object) while the main thread forks: private huge
  * pages let the parent take a page from the copying child; ours cannot. */
 static void run_gil_free(char *fork_mode)
 {
-    char *argv[] = {PYTHON, GIL_FREE_WRITER_PY, "8", NULL};
+    find(&(struct python){"system"});
+    char *argv[] = {exe, GIL_FREE_WRITER_PY, "8", NULL};
     char *env[] = {PRELOAD, fork_mode, NULL};
     run(&r, env, argv);
 }
@@ -129,8 +232,7 @@ static int count_children(const char *text, const char *what)
 
 static void roomy_pool(void)
 {
-    if (access(PYTHON, X_OK) != 0)
-        cr_skip_test("no %s on this machine", PYTHON);
+    find(&(struct python){"system"});
     base = pool_require(320);
 }
 
@@ -140,7 +242,7 @@ TestSuite(fork_limits, .init = roomy_pool, .fini = pool_restore, .timeout = 180)
  * file); fork must still give every child the heap as it was. */
 Test(fork_limits, no_file_descriptor_left)
 {
-    char *argv[] = {PYTHON, LIMITS_FORK_PY, "nofile", "5", NULL};
+    char *argv[] = {exe, LIMITS_FORK_PY, "nofile", "5", NULL};
     char *env[] = {PRELOAD, NULL};
     run(&r, env, argv);
     cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
@@ -154,7 +256,7 @@ Test(fork_limits, no_file_descriptor_left)
  * shares the parent's, and no child's write reaches the parent. */
 Test(fork_limits, address_space_limit_never_shares_the_heap)
 {
-    char *argv[] = {PYTHON, LIMITS_FORK_PY, "as", "5", NULL};
+    char *argv[] = {exe, LIMITS_FORK_PY, "as", "5", NULL};
     char *env[] = {PRELOAD, NULL};
     run(&r, env, argv);
     cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
@@ -170,7 +272,7 @@ Test(fork_limits, address_space_limit_never_shares_the_heap)
  * range, needing no room under the limit, and every child runs. */
 static void one_thread_at_limit(char *mode)
 {
-    char *argv[] = {PYTHON, LIMITS_FORK_PY, mode, "5", NULL};
+    char *argv[] = {exe, LIMITS_FORK_PY, mode, "5", NULL};
     char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
     run(&r, env, argv);
     cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
@@ -191,7 +293,7 @@ Test(fork_limits, one_thread_at_its_address_space_limit)
  * child runs where stock's would. */
 Test(fork_limits, one_thread_at_its_address_space_limit_with_a_full_range)
 {
-    char *argv[] = {PYTHON, LIMITS_FORK_PY, "asfull", "5", NULL};
+    char *argv[] = {exe, LIMITS_FORK_PY, "asfull", "5", NULL};
     char *env[] = {PRELOAD, "PYHUGE_STATS=1", "PYHUGE_CACHE_PAGES=0", NULL};
     run(&r, env, argv);
     cr_assert(strstr(r.out, "range full=yes"), "the range was filled:\n%s\n%s", r.out, r.err);
@@ -215,7 +317,7 @@ Test(fork_limits, one_thread_at_its_data_limit)
 static void prefork(const char *mode, double most_of_stock)
 {
     static struct run stock;
-    char *argv[] = {PYTHON, PREFORK_PY, "150", "4", "20", "10", (char *)mode, NULL};
+    char *argv[] = {exe, PREFORK_PY, "150", "4", "20", "10", (char *)mode, NULL};
     char *plain[] = {NULL};
     char *env[] = {PRELOAD, "PYHUGE_STATS=1", NULL};
     run(&stock, plain, argv);
@@ -269,7 +371,7 @@ Test(fork_limits, prefork_workers_share_one_copy_with_a_thread_alive, .timeout =
 /* A child counts from zero: its PYHUGE_STATS line is its own. */
 Test(fork_limits, a_childs_stats_line_is_its_own)
 {
-    char *argv[] = {PYTHON, "-c",
+    char *argv[] = {exe, "-c",
                     "import os, sys\n"
                     "heap = [[(i, str(i)) for i in range(10000)] for _ in range(40)]\n"
                     "pid = os.fork()\n"

@@ -1,50 +1,33 @@
 /*
- * Real CPythons under the shim: every pyenv 3.6-3.13 on the machine and
- * Debian's /usr/bin/python3.11 (libpython inside the executable). Each runs
+ * Real CPythons under the shim: every pyenv 3.6-3.13 on the machine,
+ * Debian's /usr/bin/python3.11 (libpython inside the executable) and
+ * CPython 3.14.7 built from source (pythons.h). Each runs
  * workload.py with and without the shim; the answers must agree, and the
  * kernel must show the arenas on huge pages, packed.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
-#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "pythons.h"
 
 #define PRELOAD PYHUGE_PRELOAD
 
-struct python {
-    char which[16]; /* "3.12" for pyenv's, "system" for /usr/bin/python3.11 */
-};
-
-/* The interpreter for a version, or NULL when the machine lacks it. */
+/* The interpreter for a version (pythons.h), or NULL when the machine lacks it. */
+static char why[1024];
 static const char *find_python(const struct python *p, char *buf, size_t len)
 {
-    if (!strcmp(p->which, "system")) {
-        snprintf(buf, len, "/usr/bin/python3.11");
-        return access(buf, X_OK) == 0 ? buf : NULL;
-    }
-    const char *root = getenv("PYENV_ROOT");
-    char pattern[512];
-    snprintf(pattern, sizeof pattern, "%s/versions/%s.*/bin/python%s",
-             root && *root ? root : "/root/.pyenv", p->which, p->which);
-    glob_t g;
-    const char *found = NULL;
-    if (glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0) {
-        snprintf(buf, len, "%s", g.gl_pathv[g.gl_pathc - 1]);
-        found = buf;
-    }
-    globfree(&g);
-    return found;
+    return python_path(p->which, buf, len, why, sizeof why);
 }
 
 ParameterizedTestParameters(python, arenas_on_huge_pages_with_same_results)
 {
     static struct python versions[] = {{"3.6"},  {"3.7"},  {"3.8"},  {"3.9"}, {"3.10"},
-                                       {"3.11"}, {"3.12"}, {"3.13"}, {"system"}};
+                                       {"3.11"}, {"3.12"}, {"3.13"}, {"3.14"}, {"system"}};
     return cr_make_param_array(struct python, versions, sizeof versions / sizeof versions[0]);
 }
 
@@ -58,7 +41,7 @@ ParameterizedTest(struct python *p, python, arenas_on_huge_pages_with_same_resul
 {
     char exe[512];
     if (!find_python(p, exe, sizeof exe))
-        cr_skip_test("no Python %s on this machine", p->which);
+        cr_skip_test("%s", why);
     char *argv[] = {exe, WORKLOAD_PY, "--deep-frame", NULL};
 
     static struct run plain, shim;
@@ -236,4 +219,32 @@ Test(python, thp_tier_without_a_pool, .fini = pool_restore, .timeout = 120)
     cr_expect_eq(field(shim.out, "stats", 0, "huge"), 0);
     cr_expect_eq(field(shim.out, "result", 0, "hugetlb_kb"), 0);
     pool_expect_back(&base, "the THP tier takes nothing from the pool");
+}
+
+/* The free-threaded 3.14.7t: objects come from its own mimalloc, never from
+ * pymalloc arenas (FACTS.md, "the newest Pythons"). Under the shim: the same
+ * answers, not one huge page taken, and the reason at PYHUGE_VERBOSE=1. */
+Test(python, free_threaded_314t_passes_through_and_says_why, .fini = pool_restore,
+     .timeout = 180)
+{
+    char exe[512];
+    if (!find_python(&(struct python){"3.14t"}, exe, sizeof exe))
+        cr_skip_test("%s", why);
+    base = pool_require(64);
+    char *argv[] = {exe, WORKLOAD_PY, NULL};
+    static struct run plain, shim;
+    char *plain_env[] = {NULL};
+    run(&plain, plain_env, argv);
+    cr_assert_eq(plain.status, 0, "%s without the shim: %s", exe, plain.err);
+    char *env[] = {PRELOAD, "PYHUGE_VERBOSE=1", "PYHUGE_STATS=1", NULL};
+    run(&shim, env, argv);
+    cr_assert_eq(shim.status, 0, "%s", shim.err);
+    long sum = field(plain.out, "result", 0, "checksum");
+    cr_expect_gt(sum, 0);
+    cr_expect_eq(field(shim.out, "result", 0, "checksum"), sum, "same answer with the shim");
+    cr_expect_eq(field(shim.out, "result", 0, "hugetlb_kb"), 0);
+    cr_expect_eq(field(shim.out, "stats", 0, "huge"), 0, "no arena: %s", shim.out);
+    cr_expect(strstr(shim.err, "no pymalloc arena request: a free-threaded CPython") != NULL,
+              "stderr: %s", shim.err);
+    pool_expect_back(&base, "after the free-threaded build");
 }

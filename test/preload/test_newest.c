@@ -340,14 +340,23 @@ static void expect_unseen(const char *fake, long unseen, long huge)
               r.err);
 }
 
+/* The exit line says so too, where an operator reads it. */
+static void expect_unseen_in_exit_line(long unseen)
+{
+    char want[32];
+    snprintf(want, sizeof want, "; unseen=%ld", unseen);
+    cr_expect(strstr(r.err, want) != NULL, "the stats line has %s:\n%s", want, r.err);
+}
+
 Test(newest, inlined_arena_function_is_counted, .init = pool_16)
 {
-    char *env[] = {PRELOAD, "PYHUGE_VERBOSE=1", NULL};
+    char *env[] = {PRELOAD, "PYHUGE_VERBOSE=1", "PYHUGE_STATS=1", NULL};
     NEWEST("load", FAKE_INLINED, "alloc", MiB, "new", MiB, "new", MiB, "check", "1", "stats");
     cr_expect_eq(field(r.out, "arena=", 0, "page_kb"), 2048, "through the struct:\n%s", r.out);
     cr_expect_eq(field(r.out, "arena=", 1, "page_kb"), 4, "inlined: passed through:\n%s", r.out);
     cr_expect_eq(field(r.out, "check=", 0, "ok"), 1);
     expect_unseen("inlined", 2, 1);
+    expect_unseen_in_exit_line(2);
 }
 
 Test(newest, arena_function_split_into_a_cold_part_is_counted, .init = pool_16)

@@ -56,3 +56,41 @@ Test(log, a_child_has_its_own_budget_and_a_fatal_line_always_prints)
     cr_expect_eq(count(s, "child warning"), 1, "the child's own budget");
     cr_expect_eq(count(s, "not printed"), 0, "the parent's dropped count is not the child's: %s", s);
 }
+
+/* Before the process is known to be CPython, warnings wait: printed in
+ * order once it is, never in a process that is not. Asked-for messages
+ * and a fatal line never wait. */
+Test(log, held_warnings_print_on_release_and_vanish_otherwise)
+{
+    capture();
+    log_set_level(LOG_INFO);
+    log_hold_warnings();
+    cr_expect_not(log_warnings_held(), "nothing held yet");
+    log_warn("first held");
+    log_info("asked for");
+    log_fatal("fatal now");
+    log_warn("second held");
+    cr_expect(log_warnings_held());
+    log_release_warnings(true);
+    log_warn("after release");
+    const char *s = captured();
+    const char *a = strstr(s, "asked for"), *f = strstr(s, "fatal now");
+    const char *h1 = strstr(s, "first held"), *h2 = strstr(s, "second held");
+    const char *after = strstr(s, "after release");
+    cr_assert(a && f && h1 && h2 && after, "%s", s);
+    cr_expect(a < h1 && f < h1, "held until released: %s", s);
+    cr_expect(h1 < h2 && h2 < after, "in order: %s", s);
+    log_set_level(LOG_WARN);
+}
+
+Test(log, held_warnings_of_a_process_that_is_not_cpython_are_never_seen)
+{
+    capture();
+    log_hold_warnings();
+    for (int i = 0; i < LOG_MAX_WARNINGS + 5; i++)
+        log_warn("never seen");
+    log_release_warnings(false);
+    log_flush_dropped();
+    const char *s = captured();
+    cr_expect_str_eq(s, "", "not a word, not even how many were dropped");
+}

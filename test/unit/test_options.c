@@ -158,6 +158,7 @@ Test(options, fork_modes)
     cr_expect_eq(parse((struct env){{0}, {0}}).fork, FORK_COPY, "safe by default");
     cr_expect_eq(parse((struct env){{"PYHUGE_FORK"}, {"share"}}).fork, FORK_SHARE);
     cr_expect_eq(parse((struct env){{"PYHUGE_FORK"}, {"COPY"}}).fork, FORK_COPY);
+    cr_expect_eq(parse((struct env){{"PYHUGE_FORK"}, {"huge"}}).fork, FORK_HUGE);
     cr_expect_stderr_eq_str("");
 }
 
@@ -195,4 +196,104 @@ Test(options, unknown_malloc_word_warns_and_tunes)
 {
     cr_expect(parse((struct env){{"PYHUGE_MALLOC"}, {"jemalloc"}}).malloc_tune);
     cr_expect_stderr_neq_str("");
+}
+
+static const char *stderr_text(void)
+{
+    static char buf[2048];
+    memset(buf, 0, sizeof buf);
+    fread(buf, 1, sizeof buf - 1, cr_get_redirected_stderr());
+    return buf;
+}
+
+Test(options, arm_label_is_kept)
+{
+    cr_expect_str_eq(parse((struct env){{0}, {0}}).arm, "", "unset by default");
+    cr_expect_str_eq(parse((struct env){{"PYHUGE_ARM"}, {"treatment-2.a:x+y_Z"}}).arm,
+                     "treatment-2.a:x+y_Z");
+    char longest[PYHUGE_ARM_MAX];
+    memset(longest, 'a', sizeof longest - 1);
+    longest[sizeof longest - 1] = '\0';
+    cr_expect_str_eq(parse((struct env){{"PYHUGE_ARM"}, {longest}}).arm, longest, "63 bytes fit");
+    cr_expect_stderr_eq_str("");
+}
+
+Test(options, bad_arm_label_warns_and_stays_unset)
+{
+    char toolong[PYHUGE_ARM_MAX + 1];
+    memset(toolong, 'a', sizeof toolong - 1);
+    toolong[sizeof toolong - 1] = '\0';
+    const char *bad[] = {toolong, "a b", "a\"b", "x\ny", "a\\b", "arm=1", "caf\xc3\xa9", "a}b"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_str_eq(parse((struct env){{"PYHUGE_ARM"}, {bad[i]}}).arm, "", "refused: %s",
+                         bad[i]);
+    const char *s = stderr_text();
+    int warnings = 0;
+    for (const char *p = s; (p = strstr(p, "PYHUGE_ARM=")); p++)
+        warnings++;
+    cr_expect_eq(warnings, 8, "one warning each:\n%s", s);
+    cr_expect(strstr(s, "x?y") != NULL, "a newline is shown as '?', never written: %s", s);
+    cr_expect(strstr(s, "using unset") != NULL, "%s", s);
+}
+
+Test(options, metrics_directory)
+{
+    struct options o = parse((struct env){{0}, {0}});
+    cr_expect_not(o.metrics, "off by default");
+    cr_expect_eq(o.metrics_interval_s, OPTIONS_DEFAULT_METRICS_INTERVAL_S);
+    o = parse((struct env){{"PYHUGE_METRICS", "PYHUGE_METRICS_INTERVAL"}, {"/var/lib/prom", "1"}});
+    cr_expect(o.metrics);
+    cr_expect_str_eq(o.metrics_dir, "/var/lib/prom");
+    cr_expect_eq(o.metrics_interval_s, 1);
+    cr_expect_not(parse((struct env){{"PYHUGE_METRICS"}, {"0"}}).metrics);
+    cr_expect_stderr_eq_str("");
+}
+
+Test(options, relative_metrics_directory_and_bad_interval_are_refused)
+{
+    cr_expect_not(parse((struct env){{"PYHUGE_METRICS"}, {"prom"}}).metrics);
+    cr_expect_eq(parse((struct env){{"PYHUGE_METRICS_INTERVAL"}, {"0"}}).metrics_interval_s,
+                 OPTIONS_DEFAULT_METRICS_INTERVAL_S, "0 s would rewrite the file on every arena");
+    cr_expect_eq(parse((struct env){{"PYHUGE_METRICS_INTERVAL"}, {"3601"}}).metrics_interval_s,
+                 OPTIONS_DEFAULT_METRICS_INTERVAL_S);
+    const char *s = stderr_text();
+    cr_expect(strstr(s, "PYHUGE_METRICS=\"prom\" is not 0 or an absolute directory path") != NULL,
+              "%s", s);
+    cr_expect(strstr(s, "PYHUGE_METRICS_INTERVAL=\"0\" is not seconds 1..3600; using 5") != NULL,
+              "%s", s);
+}
+
+/* The warnings the per-variable parsers gave, word for word. */
+Test(options, warnings_read_as_before)
+{
+    parse((struct env){{"PYHUGE_VERBOSE", "PYHUGE_CACHE_PAGES", "PYHUGE_THP_STALL_US",
+                        "PYHUGE_MAX_PAGES", "PYHUGE_FORK", "PYHUGE_BACKEND", "PYHUGE_MALLOC",
+                        "PYHUGE_STATS"},
+                       {"x", "65", "5ms", "-5", "yolo", "1g", "jemalloc", "rel"}});
+    const char *s = stderr_text();
+    const char *want[] = {
+        "PYHUGE_VERBOSE=\"x\" is not a level 0..3; using 0",
+        "PYHUGE_CACHE_PAGES=\"65\" is not a count 0..64; using 1",
+        "PYHUGE_THP_STALL_US=\"5ms\" is not microseconds 0..10000000; using 10000",
+        "PYHUGE_MAX_PAGES=\"-5\" is not a page count; using no cap",
+        "PYHUGE_FORK=\"yolo\" is not copy, share or huge; using copy",
+        "PYHUGE_BACKEND=\"1g\" is not auto, hugetlb, thp or off; using auto",
+        "PYHUGE_MALLOC=\"jemalloc\" is not tune or off; using tune",
+        "PYHUGE_STATS=\"rel\" is not 1, 0 or an absolute file path; using 0",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        cr_expect(strstr(s, want[i]) != NULL, "missing: %s\ngot:\n%s", want[i], s);
+}
+
+Test(options, a_long_hostile_value_is_cut_and_made_printable)
+{
+    char v[400];
+    memset(v, 'z', sizeof v - 1);
+    v[sizeof v - 1] = '\0';
+    v[3] = '\033';
+    parse((struct env){{"PYHUGE_FORK"}, {v}});
+    const char *s = stderr_text();
+    cr_expect(strstr(s, "zzz?zzz") != NULL, "%s", s);
+    cr_expect(strstr(s, "...\" is not copy, share or huge") != NULL, "cut: %s", s);
+    cr_expect(strchr(s, '\033') == NULL);
 }

@@ -515,3 +515,44 @@ Test(side_table, counts_its_free_pages)
     cr_expect_eq(table_free_pages(&t), NPAGES - 2, "a page given to the kernel is no free page");
     (void)c;
 }
+
+/* A forked child's inherited pages (fork.c): its new arenas go elsewhere. */
+Test(side_table, retired_page_takes_no_new_arena)
+{
+    bool z;
+    uintptr_t a = take(1, &z); /* page 0: one live slot, one free */
+    cr_expect_not(table_retire(&t, 0), "a page with a live arena stays mapped");
+    check();
+    cr_expect_eq(take(1, &z), BASE + 2 * MiB, "the free slot of a retired page is not used");
+    uint32_t idx;
+    cr_expect_eq(release(a, MiB, &idx), RELEASE_UNMAP_PAGE,
+                 "its last arena gone, the page is released");
+    cr_expect_eq(idx, 0);
+    cr_expect_eq(t.held[BACK_HUGETLB], 1);
+}
+
+Test(side_table, retired_full_page_is_not_listed_again_when_a_slot_frees)
+{
+    bool z;
+    uintptr_t a = take(1, &z);
+    take(1, &z); /* page 0 full */
+    table_retire(&t, 0);
+    uint32_t idx;
+    cr_expect_eq(release(a, MiB, &idx), RELEASE_KEPT);
+    cr_expect_eq(take(1, &z), BASE + 2 * MiB, "the slot freed in a retired page is not reused");
+}
+
+Test(side_table, retired_cached_page_is_free_at_once, .init = NULL)
+{
+    fresh(1);
+    bool z;
+    uintptr_t a = take(1, &z), b = take(1, &z);
+    uint32_t idx;
+    release(a, MiB, &idx);
+    release(b, MiB, &idx);
+    cr_assert_eq(t.cached, 1);
+    cr_expect(table_retire(&t, 0), "an empty cached page: the caller unmaps it");
+    cr_expect_eq(t.cached, 0);
+    cr_expect_eq(t.held[BACK_HUGETLB], 0);
+    cr_expect_eq(t.pages[0].state, PAGE_FREE);
+}
