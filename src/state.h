@@ -13,8 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "metrics.h"
 #include "options.h"
+#include "os.h"
 #include "pyhuge.h"
 #include "table.h"
 
@@ -61,6 +61,12 @@ static inline void shim_lock(void)
     pthread_mutex_lock(&shim.lock);
 }
 
+/* PYHUGE_METRICS's refresh, when due (metrics.h declares the same two):
+ * declared here rather than included, so that metrics.c, which reads the
+ * state, and this header do not include each other. */
+extern uint64_t metrics_due_ns;
+void metrics_refresh(void);
+
 /* Aborts with a message when the side table breaks one of its invariants
  * (table_check); range.c. Called at every unlock in debug builds
  * (buildtype=debug defines PYHUGE_CHECK_TABLE). */
@@ -74,7 +80,10 @@ static inline void shim_unlock(void)
     pthread_mutex_unlock(&shim.lock);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     in_shim = 0;
-    metrics_tick(); /* PYHUGE_METRICS, when due: outside the lock, on every path that took it */
+    /* PYHUGE_METRICS, when due: outside the lock, on every path that took it */
+    uint64_t due = __atomic_load_n(&metrics_due_ns, __ATOMIC_RELAXED);
+    if (due != UINT64_MAX && os_now_ns() >= due)
+        metrics_refresh();
 }
 
 #endif
