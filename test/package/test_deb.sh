@@ -64,7 +64,7 @@ check "${steps[3]}" \
 check "${steps[4]}" bash -c \
     'lib=$(ls /usr/lib/*/libpyhuge.so.0) && syms=$(nm -D --defined-only "$lib" | awk "{print \$3}") &&
      echo "$syms" | grep -qx pyhuge_get_stats && echo "$syms" | grep -qx pyhuge_version &&
-     [ "$(echo "$syms" | grep -v -E "^(mmap|mmap64|munmap|mremap|mprotect|pkey_mprotect|madvise|posix_madvise|mlock|mlock2|munlock|pyhuge_get_stats|pyhuge_version)$" | wc -l)" = 0 ]'
+     [ "$(echo "$syms" | grep -v -E "^(mmap|mmap64|munmap|mremap|mprotect|pkey_mprotect|madvise|posix_madvise|mlock|mlock2|munlock|prctl|pyhuge_get_stats|pyhuge_version)$" | wc -l)" = 0 ]'
 check "${steps[5]}" bash -c \
     'env -u PYHUGE_LIB /usr/bin/pyhuge check /usr/bin/python3 | grep -E "^ +install libdir +/usr/lib/.*/libpyhuge.so.0: found$"'
 check "${steps[6]}" bash -c \

@@ -220,7 +220,12 @@ def main():
             return 1
         half = a.requests // 2
         ans, wrong, failed, pids = check_answers(port, half)
-        # Under load: each worker measured while it is up.
+        # Under load: each worker measured while it is up. With recycling, a
+        # worker may be between its exit and its successor's start: wait
+        # (bounded) until the master has its full count again.
+        deadline = time.monotonic() + 15
+        while len(workers_of(a.server, proc.pid)) < a.workers and time.monotonic() < deadline:
+            time.sleep(0.05)
         for w in workers_of(a.server, proc.pid):
             m = memory(w)
             print("worker pid=%d hugetlb_kb=%d pss_kb=%d private_kb=%d" % (
