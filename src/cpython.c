@@ -1,3 +1,11 @@
+/*
+ * Recognising CPython's arena function from a return address (cpython.h):
+ * the object exporting PyObject_GetArenaAllocator is CPython, the function
+ * that allocator hands out is the arena function, and its extent comes from
+ * its unwind entry. Also tells CPython's other code apart (arenas_unseen)
+ * and describes, at exit, what Python a process has. No allocation, no
+ * dlsym: ELF tables are walked directly.
+ */
 #include "cpython.h"
 
 #include <link.h>
@@ -7,7 +15,6 @@
 #include "fnextent.h"
 #include "fmt.h"
 #include "log.h"
-#include "shim.h"
 
 /* PyObjectArenaAllocator, as every CPython 3.4+ declares it. */
 struct arena_allocator {
@@ -146,6 +153,12 @@ static void add_site(uintptr_t object, uintptr_t lo, uintptr_t hi, uintptr_t tex
     __atomic_store_n(&sites_lock, 0, __ATOMIC_RELEASE);
 }
 
+/* Set when the arena function is first recognised, taken once by
+ * cpython_newly_found (the shim reacts outside this room). */
+static int found_pending;
+
+bool cpython_newly_found(void) { return __atomic_exchange_n(&found_pending, 0, __ATOMIC_ACQ_REL); }
+
 enum cpython_call cpython_classify(uintptr_t ret, long *offset)
 {
     enum cpython_call c = in_known_site(ret, offset);
@@ -179,7 +192,7 @@ enum cpython_call cpython_classify(uintptr_t ret, long *offset)
         add_site(q.object, fn, fn + window, q.text_lo, q.text_hi);
         log_info("CPython found in %s; arena allocator at %p (%zu bytes accepted), this call site "
                  "at offset %ld", q.name, (void *)fn, window, (long)(ret - fn));
-        shim_cpython_found();
+        __atomic_store_n(&found_pending, 1, __ATOMIC_RELEASE);
     } else {
         /* An embedder installed its own arena allocator: CPython's own
          * mmaps are not arenas then. Remember the object, accept nothing. */
@@ -188,12 +201,6 @@ enum cpython_call cpython_classify(uintptr_t ret, long *offset)
                  q.name);
     }
     return in_known_site(ret, offset);
-}
-
-bool cpython_is_arena_caller(uintptr_t ret)
-{
-    long offset;
-    return cpython_classify(ret, &offset) == CPYTHON_ARENA;
 }
 
 struct older {

@@ -41,8 +41,9 @@ enum cpython_call {
  * *offset is ret's distance from the start of the arena function. */
 enum cpython_call cpython_classify(uintptr_t ret, long *offset);
 
-/* True when `ret` is a return address inside CPython's arena allocator. */
-bool cpython_is_arena_caller(uintptr_t ret);
+/* True once, after a cpython_classify call first recognised CPython's
+ * arena function: the moment a process is known to be CPython. */
+bool cpython_newly_found(void);
 
 /* True when a loaded object exports PyObject_GetArenaAllocator (CPython
  * 3.4 or later). Otherwise false, with buf saying what there is instead:

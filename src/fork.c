@@ -361,7 +361,7 @@ static void fork_child(void)
             retire_inherited();
             collapse_child_start();
         }
-        shim.hugetlb_wait = (struct backoff){0};
+        tier_child_forgets_waits();
         report_sync();
         shim_unlock();
     }

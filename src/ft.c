@@ -40,7 +40,6 @@
 #include "elfsym.h"
 #include "log.h"
 #include "os.h"
-#include "shim.h"
 #include "state.h"
 
 #define FT_SHAPE (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)

@@ -1,3 +1,7 @@
+/*
+ * glibc malloc's heap beside the arenas (heap.h says what and why): the two
+ * mallopt settings made once in a CPython process, and when to trim.
+ */
 #include "heap.h"
 
 #include <malloc.h>

@@ -15,7 +15,7 @@ static unsigned dropped[2];
 
 void log_set_level(int level) { __atomic_store_n(&current_level, level, __ATOMIC_RELAXED); }
 
-int log_level(void) { return __atomic_load_n(&current_level, __ATOMIC_RELAXED); }
+static int log_level(void) { return __atomic_load_n(&current_level, __ATOMIC_RELAXED); }
 
 void log_prefix(struct fmt *f)
 {

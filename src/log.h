@@ -30,7 +30,6 @@ enum log_level { LOG_WARN = 0, LOG_INFO = 1, LOG_DEBUG = 2, LOG_TRACE = 3 };
 #define LOG_MAX_MESSAGES 64
 
 void log_set_level(int level);
-int log_level(void);
 void log_msg(enum log_level level, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -147,7 +147,12 @@ void shim_constructor(void)
         __atomic_store_n(&watch_off, true, __ATOMIC_RELEASE);
 }
 
-void shim_cpython_found(void)
+/* Once, when CPython's arena function is first recognised
+ * (cpython_newly_found): the moment a process is known to be CPython, which
+ * for an embedded interpreter (uWSGI's plugin loads libpython late) comes
+ * long after the constructor. Outside the shim's lock, never from inside
+ * malloc. */
+static void shim_cpython_found(void)
 {
     /* The constructor made the malloc settings if libpython was loaded
      * then; an interpreter embedded later gets them now. */
@@ -220,6 +225,8 @@ static void *arena_mmap(size_t len, uintptr_t ret, bool hugetlb)
         return NULL;
     long offset = 0;
     enum cpython_call who = cpython_classify(ret, &offset);
+    if (cpython_newly_found())
+        shim_cpython_found();
     if (who == CPYTHON_ELSEWHERE && !hugetlb)
         count_unseen(len, offset);
     if (who != CPYTHON_ARENA)

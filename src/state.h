@@ -47,6 +47,12 @@ struct shim_state {
 
 extern struct shim_state shim;
 
+/* Reads the options once (shim.c); idempotent and safe from any thread and
+ * from inside a hook. Returns true when the shim is active. Declared with
+ * the state it brings up, so that rooms below shim.c (ft.c) need not
+ * include shim.h. */
+bool shim_ready(void);
+
 /* Set while this thread holds shim.lock: a signal handler that lands in a
  * hook on the same thread must not wait for the lock. Initial-exec TLS:
  * reading it never allocates. */

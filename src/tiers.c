@@ -1,3 +1,10 @@
+/*
+ * Where a page's memory comes from (tiers.h): a hugetlb page of the pool,
+ * reserved and faulted in before use; else ordinary memory marked for a
+ * transparent huge page; else nothing (the arena goes to ordinary pages).
+ * Owns the doubling waits after a refusal and the reason each fallback
+ * counts under.
+ */
 #include "tiers.h"
 
 #include <errno.h>
@@ -48,6 +55,8 @@ static uint64_t backoff_hit(struct backoff *b, uint64_t min_ns, uint64_t max_ns)
 static void backoff_clear(struct backoff *b) { *b = (struct backoff){0}; }
 
 void tier_page_returned(void) { shim.hugetlb_wait.until_ns = 0; }
+
+void tier_child_forgets_waits(void) { backoff_clear(&shim.hugetlb_wait); }
 
 void tier_detect(void)
 {

@@ -28,6 +28,10 @@ uintptr_t tier_new_hugetlb(void);
 /* A page of ours went back to the pool: worth trying again at once. */
 void tier_page_returned(void);
 
+/* In a forked child: the pool's state is not the parent's, so no wait is
+ * inherited (tiers.c owns the waits; fork.c asks). */
+void tier_child_forgets_waits(void);
+
 /* Whether ordinary memory for arenas is marked for transparent huge pages:
  * THP is not [never] and PYHUGE_BACKEND is not hugetlb. */
 bool tier_thp_wanted(void);
