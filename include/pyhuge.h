@@ -36,7 +36,7 @@ enum pyhuge_fallback {
     PYHUGE_FALLBACK_FAULT,     /* mapped, but the page could not be faulted in (cgroup fault limit) */
     PYHUGE_FALLBACK_CAP,       /* PYHUGE_MAX_PAGES reached */
     PYHUGE_FALLBACK_SPACE,     /* address space refused (RLIMIT_AS, RLIMIT_DATA, map count) or the range full */
-    PYHUGE_FALLBACK_BACKOFF,   /* a recent failure: not retried yet */
+    PYHUGE_FALLBACK_BACKOFF,   /* the THP tier paused after a slow fault (PYHUGE_BACKEND=thp) */
     PYHUGE_FALLBACK_THP,       /* PYHUGE_BACKEND=thp, and no THP tier (THP off, or out of memory) */
     PYHUGE_FALLBACK_COUNT
 };

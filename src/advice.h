@@ -5,7 +5,7 @@
  * each arena mmap, and under -X dev names it with prctl(PR_SET_VMA,
  * PR_SET_VMA_ANON_NAME, arena, ARENA_SIZE, "cpython:pymalloc"). Given to
  * the kernel, a hugetlb page refuses the half-page call and a transparent
- * huge page is split; made plain first (range_prepare), every arena loses
+ * huge page is split; made plain first (prepare_call), every arena loses
  * its huge page. On whole arenas of ours, these functions give the caller
  * exactly what plain private anonymous pages give and keep the page.
  *
