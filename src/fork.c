@@ -147,7 +147,7 @@ static void move_all(void)
                      "or out of memory); the child will stop", i, plan.error);
             return;
         }
-        shim.st.pages_forked++;
+        report_page_forked();
     }
     log_debug("fork: %lu huge pages moved to ordinary memory before fork (one thread)",
               (unsigned long)shim.st.pages_forked);

@@ -70,7 +70,7 @@ static int give_to_kernel(struct page_ref r)
         if (e)
             return e;
         punch_free_slots(r);
-        shim.st.pages_demoted++;
+        report_page_demoted();
         tier_page_returned();
     } else if (state == PAGE_HUGE) {
         os_munmap((void *)r.addr, TABLE_PAGE_SIZE); /* cached: nothing to keep */

@@ -85,6 +85,34 @@ void report_child(void)
     report_sync();
 }
 
+void report_start(bool enabled)
+{
+    shim.st.version = PYHUGE_STATS_VERSION;
+    shim.st.enabled = enabled;
+}
+
+void report_arena_request(size_t len)
+{
+    /* The arena allocator also serves 3.11+'s frame stack chunks (16 KiB
+     * and up, never above an arena): the arena size is the largest seen. */
+    if (len > shim.st.arena_size)
+        shim.st.arena_size = len;
+}
+
+void report_arena_served(bool thp)
+{
+    if (thp)
+        shim.st.arenas_thp++;
+    else
+        shim.st.arenas_huge++;
+}
+
+void report_arena_unseen(void) { shim.st.arenas_unseen++; }
+
+void report_page_demoted(void) { shim.st.pages_demoted++; }
+
+void report_page_forked(void) { shim.st.pages_forked++; }
+
 void report_fallback(int reason)
 {
     shim.st.arenas_fallback++;

@@ -64,8 +64,7 @@ bool shim_ready(void)
     /* Not a word in a process that is not CPython: held until it is known. */
     log_hold_warnings();
     options_parse(&shim.opt, env_lookup, NULL, environ);
-    shim.st.version = PYHUGE_STATS_VERSION;
-    shim.st.enabled = shim.opt.enabled;
+    report_start(shim.opt.enabled);
     s = shim.opt.enabled ? STATE_ACTIVE : STATE_OFF;
     __atomic_store_n(&shim.state, s, __ATOMIC_RELEASE);
     return s == STATE_ACTIVE;
@@ -206,7 +205,7 @@ static void count_unseen(size_t len, long offset)
 {
     static int said;
     shim_lock();
-    shim.st.arenas_unseen++;
+    report_arena_unseen();
     report_sync();
     shim_unlock();
     if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
@@ -237,19 +236,15 @@ static void *arena_mmap(size_t len, uintptr_t ret, bool hugetlb)
     int reason = PYHUGE_FALLBACK_SPACE;
 
     shim_lock();
-    /* The arena allocator also serves 3.11+'s frame stack chunks (16 KiB
-     * and up, never above an arena): the arena size is the largest seen. */
-    if (len > shim.st.arena_size)
-        shim.st.arena_size = len;
+    report_arena_request(len);
     if (setup_once()) {
         fork_forget_stale_shadows();
         a = take_slot(cls, &must_zero, &reason);
     }
     uint32_t idx;
-    if (a && table_lookup(&shim.table, a, &idx) && shim.table.pages[idx].state == PAGE_THP)
-        shim.st.arenas_thp++;
-    else if (a)
-        shim.st.arenas_huge++;
+    if (a)
+        report_arena_served(table_lookup(&shim.table, a, &idx) &&
+                            shim.table.pages[idx].state == PAGE_THP);
     else if (!hugetlb)
         report_fallback(reason);
     if (a)
