@@ -83,17 +83,7 @@ static enum kind kind_of(int advice)
 static uintptr_t scratch_page(void)
 {
     static uintptr_t scratch;
-    uintptr_t s = __atomic_load_n(&scratch, __ATOMIC_ACQUIRE);
-    if (s)
-        return s;
-    intptr_t r = os_map_anon(OS_PAGE_SIZE, OS_PAGE_SIZE, false);
-    if (os_failed(r))
-        return 0;
-    uintptr_t none = 0;
-    if (!__atomic_compare_exchange_n(&scratch, &none, (uintptr_t)r, false, __ATOMIC_ACQ_REL,
-                                     __ATOMIC_ACQUIRE))
-        os_munmap((void *)r, OS_PAGE_SIZE);
-    return __atomic_load_n(&scratch, __ATOMIC_ACQUIRE);
+    return os_scratch_page(&scratch, false);
 }
 
 /* Under the lock: true when [a, end) is exactly a run of live arenas of

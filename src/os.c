@@ -109,6 +109,22 @@ intptr_t os_reserve_new(size_t len, size_t align)
     return r;
 }
 
+uintptr_t os_scratch_page(uintptr_t *slot, bool reserved)
+{
+    uintptr_t s = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (s)
+        return s;
+    intptr_t r = reserved ? os_reserve_new(OS_PAGE_SIZE, OS_PAGE_SIZE)
+                          : os_map_anon(OS_PAGE_SIZE, OS_PAGE_SIZE, false);
+    if (os_failed(r))
+        return 0;
+    uintptr_t none = 0;
+    if (!__atomic_compare_exchange_n(slot, &none, (uintptr_t)r, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        os_munmap((void *)r, OS_PAGE_SIZE);
+    return __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+}
+
 intptr_t os_map_anon(size_t len, size_t align, bool thp)
 {
     intptr_t r = map_aligned(len, align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);

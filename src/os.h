@@ -44,6 +44,12 @@ intptr_t os_reserve_new(size_t len, size_t align);
  * 2 MiB inside one such mapping). Not faulted in. The address or -errno. */
 intptr_t os_map_anon(size_t len, size_t align, bool thp);
 
+/* One 4 KiB page kept for the process's life in *slot, for the kernel's
+ * checks to act on: read-write anonymous memory, or a PROT_NONE
+ * reservation when `reserved`. Made on first use; of two threads racing,
+ * the loser's page is unmapped. The address, or 0 when the kernel refuses. */
+uintptr_t os_scratch_page(uintptr_t *slot, bool reserved);
+
 /* True when the 4 KiB page at addr lies inside the address space the
  * kernel gives this process (asked with a mapping there that is undone at
  * once, or refused because something is mapped there already). */

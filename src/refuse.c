@@ -43,17 +43,9 @@ int refuse_mlock(const void *addr, size_t len, unsigned int flags)
 int refuse_prot(int prot, int pkey)
 {
     static uintptr_t scratch;
-    uintptr_t s = __atomic_load_n(&scratch, __ATOMIC_ACQUIRE);
-    if (!s) {
-        intptr_t r = os_reserve_new(OS_PAGE_SIZE, OS_PAGE_SIZE);
-        if (os_failed(r))
-            return 0;
-        uintptr_t none = 0;
-        if (!__atomic_compare_exchange_n(&scratch, &none, (uintptr_t)r, false, __ATOMIC_ACQ_REL,
-                                         __ATOMIC_ACQUIRE))
-            os_munmap((void *)r, OS_PAGE_SIZE);
-        s = __atomic_load_n(&scratch, __ATOMIC_ACQUIRE);
-    }
+    uintptr_t s = os_scratch_page(&scratch, true);
+    if (!s)
+        return 0;
     int e = pkey < 0 ? os_mprotect((void *)s, OS_PAGE_SIZE, prot)
                      : os_pkey_mprotect((void *)s, OS_PAGE_SIZE, prot, pkey);
     if (e == 0 && pkey >= 0)

@@ -193,8 +193,7 @@ static uintptr_t take_slot(int cls, bool *must_zero, int *reason)
         *reason = PYHUGE_FALLBACK_SPACE;
         return 0;
     }
-    *reason = tier_back_page(idx, cls);
-    if (*reason >= 0)
+    if (tier_back_page(idx, cls, reason) != 0)
         return 0;
     return table_take_slot(&shim.table, cls, must_zero);
 }

@@ -247,18 +247,20 @@ static int add_thp(uint32_t idx, int cls)
 /* The reason that says most: address space refused is the root of any
  * other refusal; then why the pool gave no page; the THP tier's own
  * reason (a pause, none to be had) only where the pool was not asked. */
-int tier_back_page(uint32_t idx, int cls)
+int tier_back_page(uint32_t idx, int cls, int *reason)
 {
-    int reason = add_hugetlb(idx, cls);
-    if (reason < 0)
-        return -1;
-    int thp = shim.table.pages[idx].state == PAGE_FREE ? add_thp(idx, cls) : reason;
+    /* add_hugetlb and add_thp answer -1 when backed, else why not. */
+    int why = add_hugetlb(idx, cls);
+    if (why < 0)
+        return 0;
+    int thp = shim.table.pages[idx].state == PAGE_FREE ? add_thp(idx, cls) : why;
     if (thp < 0)
-        return -1;
+        return 0;
     if (thp == PYHUGE_FALLBACK_SPACE ||
-        (thp == PYHUGE_FALLBACK_BACKOFF && reason == PYHUGE_FALLBACK_THP))
-        reason = thp;
+        (thp == PYHUGE_FALLBACK_BACKOFF && why == PYHUGE_FALLBACK_THP))
+        why = thp;
     if (shim.table.pages[idx].state == PAGE_FREE)
         table_put_free(&shim.table, idx);
-    return reason;
+    *reason = why;
+    return -ENOMEM;
 }

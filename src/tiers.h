@@ -15,9 +15,9 @@
 void tier_detect(void);
 
 /* Backs FREE page idx for arenas of class cls: a hugetlb page, else a
- * transparent huge page. Returns -1, or why neither (enum pyhuge_fallback);
- * the page is FREE again then. */
-int tier_back_page(uint32_t idx, int cls);
+ * transparent huge page. Returns 0; or -ENOMEM with *reason saying why
+ * neither (enum pyhuge_fallback), the page FREE again then. */
+int tier_back_page(uint32_t idx, int cls, int *reason);
 
 /* A new hugetlb page, 2 MiB, reserved and faulted in (a clean refusal, never
  * a SIGBUS later), mapped where the kernel likes, for the caller to move
