@@ -140,13 +140,21 @@ static void serve(char *server, char *max_requests)
     cr_expect(strstr(r.out, "]: WARNING") == NULL, "no warning from the shim:\n%s", r.out);
 }
 
+/* Every worker that served requests before it was measured has arenas of
+ * its own on huge pages (a successor forked by recycling a moment ago may
+ * not have made one yet: serve.py marks it answered=0). */
 static void workers_on_huge_pages(void)
 {
-    int n = count_lines(r.out, "worker ");
+    int n = count_lines(r.out, "worker "), served = 0;
     cr_expect_geq(n, 2, "%s", r.out);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (field(r.out, "worker ", i, "answered") != 1)
+            continue;
+        served++;
         cr_expect_geq(field(r.out, "worker ", i, "hugetlb_kb"), 2048,
                       "worker %d's own arenas on huge pages:\n%s", i, r.out);
+    }
+    cr_expect_geq(served, 1, "a worker measured after serving requests:\n%s", r.out);
 }
 
 TestSuite(servers, .init = roomy_pool, .fini = pool_restore, .timeout = 240);

@@ -12,7 +12,7 @@ The environment (LD_PRELOAD, PYHUGE_*) is passed on to the server as it is.
 Lines printed:
   ready_ms=T            from start to the first right answer
   answers=N wrong=N failed=N
-  worker pid=P hugetlb_kb=H pss_kb=S private_kb=D   each worker, under load
+  worker pid=P hugetlb_kb=H pss_kb=S private_kb=D answered=0/1   each live worker, under load (answered: it served some of the first half of the requests)
   master pid=P hugetlb_kb=H pss_kb=S
   pids_answering=N      distinct worker pids that answered (recycling adds some)
   deaths=N              workers the server's log says died of a signal
@@ -221,15 +221,21 @@ def main():
         half = a.requests // 2
         ans, wrong, failed, pids = check_answers(port, half)
         # Under load: each worker measured while it is up. With recycling, a
-        # worker may be between its exit and its successor's start: wait
-        # (bounded) until the master has its full count again.
+        # worker may be between its exit and its successor's start, or gone
+        # by the time its smaps is read: measure again (bounded) until the
+        # master's full count is alive. answered=1: the worker served some
+        # of the requests above (a successor just forked may not have made
+        # an arena of its own yet).
         deadline = time.monotonic() + 15
-        while len(workers_of(a.server, proc.pid)) < a.workers and time.monotonic() < deadline:
+        while True:
+            live = [(w, memory(w)) for w in workers_of(a.server, proc.pid)]
+            live = [(w, m) for w, m in live if m["pss_kb"] > 0]
+            if len(live) >= a.workers or time.monotonic() > deadline:
+                break
             time.sleep(0.05)
-        for w in workers_of(a.server, proc.pid):
-            m = memory(w)
-            print("worker pid=%d hugetlb_kb=%d pss_kb=%d private_kb=%d" % (
-                w, m["hugetlb_kb"], m["pss_kb"], m["private_kb"]))
+        for w, m in live:
+            print("worker pid=%d hugetlb_kb=%d pss_kb=%d private_kb=%d answered=%d" % (
+                w, m["hugetlb_kb"], m["pss_kb"], m["private_kb"], int(w in pids)))
         m = memory(proc.pid)
         print("master pid=%d hugetlb_kb=%d pss_kb=%d" % (proc.pid, m["hugetlb_kb"], m["pss_kb"]))
         a2, w2, f2, p2 = check_answers(port, a.requests - half, half)
