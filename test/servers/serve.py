@@ -180,7 +180,10 @@ def check_answers(port, count, first=0):
     return answers, wrong, failed, pids
 
 
-def stop(proc, timeout=30.0):
+def stop(proc, timeout=45.0):
+    """SIGTERM, then SIGKILL after `timeout` s: longer than gunicorn's own
+    graceful_timeout (30 s), after which its master kills a worker that is
+    still busy (one that was booting when the signal came) and exits 0."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
