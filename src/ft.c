@@ -42,8 +42,6 @@
 #include "os.h"
 #include "state.h"
 
-#define FT_SHAPE (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
-#define FT_MIN_LEN ((size_t)2 << 20)
 
 struct text {
     uintptr_t lo, hi;
@@ -148,7 +146,7 @@ bool ft_found(void) { return __atomic_load_n(&ft_set, __ATOMIC_ACQUIRE); }
 
 void ft_mapped(void *p, size_t len, int prot, int flags, int fd, uintptr_t ret)
 {
-    if (p == MAP_FAILED || fd != -1 || len < FT_MIN_LEN || (flags & ~MAP_FIXED) != FT_SHAPE ||
+    if (!ft_shaped(p, len, flags, fd) ||
         (prot != PROT_NONE && prot != (PROT_READ | PROT_WRITE)))
         return;
     /* PYHUGE_BACKEND=hugetlb asks for no transparent huge pages. */

@@ -95,7 +95,8 @@ static inline void *do_mmap(void *addr, size_t len, int prot, int flags, int fd,
         }
     }
     void *p = next(addr, len, prot, flags, fd, off);
-    ft_mapped(p, len, prot, flags, fd, ret); /* a free-threaded CPython's mimalloc: ft.h */
+    if (ft_shaped(p, len, flags, fd)) /* a free-threaded CPython's mimalloc: ft.h */
+        ft_mapped(p, len, prot, flags, fd, ret);
     return p;
 }
 
