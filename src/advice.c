@@ -78,14 +78,6 @@ static enum kind kind_of(int advice)
     }
 }
 
-/* A page of plain private anonymous memory that only the kernel's checks
- * touch; 0 when none can be had. */
-static uintptr_t scratch_page(void)
-{
-    static uintptr_t scratch;
-    return os_scratch_page(&scratch, false);
-}
-
 /* Under the lock: true when [a, end) is exactly a run of live arenas of
  * ours, each whole, side by side (one or several, on one page or more). */
 static bool whole_arenas(uintptr_t a, uintptr_t end)
@@ -121,7 +113,7 @@ int advice_madvise(void *addr, size_t len, int advice)
     uintptr_t a = (uintptr_t)addr, end;
     if (k == KIND_PLAIN_ONLY || !page_range(addr, len, &end) || in_shim)
         return ADVICE_PASS;
-    uintptr_t s = scratch_page();
+    uintptr_t s = os_scratch_page(false);
     if (!s)
         return ADVICE_PASS;
     shim_lock();
@@ -142,7 +134,7 @@ int advice_madvise(void *addr, size_t len, int advice)
 
 int advice_name(void *addr, size_t len, const char *name)
 {
-    uintptr_t s = scratch_page();
+    uintptr_t s = os_scratch_page(false);
     if (!s || in_shim)
         return ADVICE_PASS;
     /* The name first, as the kernel checks it before the range: a name it

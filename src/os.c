@@ -109,8 +109,10 @@ intptr_t os_reserve_new(size_t len, size_t align)
     return r;
 }
 
-uintptr_t os_scratch_page(uintptr_t *slot, bool reserved)
+uintptr_t os_scratch_page(bool reserved)
 {
+    static uintptr_t scratch_rw, scratch_none;
+    uintptr_t *slot = reserved ? &scratch_none : &scratch_rw;
     uintptr_t s = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (s)
         return s;

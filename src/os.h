@@ -44,11 +44,15 @@ intptr_t os_reserve_new(size_t len, size_t align);
  * 2 MiB inside one such mapping). Not faulted in. The address or -errno. */
 intptr_t os_map_anon(size_t len, size_t align, bool thp);
 
-/* One 4 KiB page kept for the process's life in *slot, for the kernel's
+/* One of two 4 KiB pages kept for the process's life, for the kernel's
  * checks to act on: read-write anonymous memory, or a PROT_NONE
- * reservation when `reserved`. Made on first use; of two threads racing,
- * the loser's page is unmapped. The address, or 0 when the kernel refuses. */
-uintptr_t os_scratch_page(uintptr_t *slot, bool reserved);
+ * reservation when `reserved`. The range makes both with its side table,
+ * before the first arena (range_init): made later, in the middle of a run,
+ * a page could land in a hole the program has just unmapped from an arena
+ * and take an address the program counts on being free. Made here on first
+ * use if that failed; of two threads racing, the loser's page is unmapped.
+ * The address, or 0 when the kernel refuses. */
+uintptr_t os_scratch_page(bool reserved);
 
 /* True when the 4 KiB page at addr lies inside the address space the
  * kernel gives this process (asked with a mapping there that is undone at

@@ -41,6 +41,10 @@ int range_init(void)
     }
     os_name_range((void *)pages, bytes, "pyhuge-table");
     table_init(&shim.table, (struct page *)pages, RANGE_MAX_PAGES, shim.opt.cache_pages);
+    /* The kernel checks' scratch pages, now, while no arena can have a
+     * hole for them to land in (os_scratch_page). */
+    os_scratch_page(false);
+    os_scratch_page(true);
     return 0;
 }
 

@@ -42,8 +42,7 @@ int refuse_mlock(const void *addr, size_t len, unsigned int flags)
 
 int refuse_prot(int prot, int pkey)
 {
-    static uintptr_t scratch;
-    uintptr_t s = os_scratch_page(&scratch, true);
+    uintptr_t s = os_scratch_page(true);
     if (!s)
         return 0;
     int e = pkey < 0 ? os_mprotect((void *)s, OS_PAGE_SIZE, prot)

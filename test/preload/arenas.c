@@ -43,6 +43,10 @@
  *   limit as|data     RLIMIT_AS (RLIMIT_DATA) down to what is mapped (counted)
  *                     now: not one more page
  *   limit fsize       RLIMIT_FSIZE down to 256 KiB (SIGXFSZ left at its default)
+ *   mark              remembers the mappings the process has now
+ *   new-mappings      how many mappings it has now that lie in none of those
+ *   mapped I OFF LEN  how many 4 KiB pages of [OFF, OFF+LEN) of arena I are
+ *                     mapped, per mincore
  *   forkstorm N       N rounds of a 2 MiB arena, fork, wait, free, while a
  *                     timer's signal handler forks too, once per round at
  *                     a moment that varies (inside fork, or inside the shim);
@@ -310,6 +314,63 @@ static void forkstorm(int rounds)
     printf("forkstorm rounds=%d ok=%d landed=%d\n", rounds, ok, (int)landed);
 }
 
+/* The process's mappings as [start, end) pairs, read from /proc/self/maps
+ * without stdio or malloc, so that reading them maps nothing; the count. */
+#define MAX_MAPS 4096
+static uintptr_t marked[MAX_MAPS][2];
+static int nmarked;
+
+static int read_maps(uintptr_t (*out)[2])
+{
+    static char buf[1 << 20];
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t have = 0;
+    ssize_t n;
+    while (have < sizeof buf - 1 && (n = read(fd, buf + have, sizeof buf - 1 - have)) > 0)
+        have += (size_t)n;
+    close(fd);
+    buf[have] = 0;
+    int count = 0;
+    for (char *line = buf; *line && count < MAX_MAPS;) {
+        char *end;
+        out[count][0] = strtoul(line, &end, 16);
+        out[count][1] = strtoul(end + 1, &end, 16);
+        count++;
+        char *nl = strchr(end, '\n');
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    return count;
+}
+
+static void new_mappings(void)
+{
+    static uintptr_t now[MAX_MAPS][2];
+    int n = read_maps(now), fresh = 0;
+    for (int i = 0; i < n; i++) {
+        int inside = 0;
+        for (int j = 0; j < nmarked && !inside; j++)
+            inside = now[i][0] >= marked[j][0] && now[i][1] <= marked[j][1];
+        if (!inside) {
+            printf("new mapping %#lx-%#lx\n", (unsigned long)now[i][0], (unsigned long)now[i][1]);
+            fresh++;
+        }
+    }
+    printf("new-mappings n=%d\n", n < 0 ? -1 : fresh);
+}
+
+static void mapped_pages(unsigned char *a, size_t len)
+{
+    int mapped = 0;
+    unsigned char vec;
+    for (size_t off = 0; off < len; off += 4096)
+        mapped += mincore(a + off, 4096, &vec) == 0;
+    printf("mapped pages=%d\n", mapped);
+}
+
 static unsigned char pattern(int i) { return (unsigned char)(i % 250 + 1); }
 
 static int arena_arg(const char *s)
@@ -530,6 +591,14 @@ int main(int argc, char **argv)
             struct rlimit rl = {(rlim_t)kb << 10, RLIM_INFINITY};
             int rc = setrlimit(resource, &rl);
             printf("limit %s kb=%ld rc=%d\n", which, kb, rc);
+        } else if (!strcmp(cmd, "mark")) {
+            nmarked = read_maps(marked);
+        } else if (!strcmp(cmd, "new-mappings")) {
+            new_mappings();
+        } else if (!strcmp(cmd, "mapped")) {
+            int i = arena_arg(argv[++k]);
+            size_t off = strtoul(argv[++k], NULL, 0), len = strtoul(argv[++k], NULL, 0);
+            mapped_pages(arenas[i].at + off, len);
         } else if (!strcmp(cmd, "forkstorm")) {
             forkstorm(atoi(argv[++k]));
         } else if (!strcmp(cmd, "pool")) {

@@ -383,6 +383,24 @@ Test(preload, bad_values_warn_and_never_fail, .init = pool_16)
     cr_expect(strstr(r.err, "PYHUGE_CACHE is not a pyhuge variable") != NULL, "stderr: %s", r.err);
 }
 
+/* The kernel's checks act on scratch pages of the shim's own. Made in the
+ * middle of a run, one could land in a hole the program has just unmapped
+ * from an arena, taking an address the program counts on being free: they
+ * are made before the first arena, and nothing new is mapped after it. */
+Test(preload, no_page_of_the_shims_lands_in_a_hole_the_program_made, .init = pool_16)
+{
+    char *env[] = {PRELOAD, NULL};
+    ARENAS("alloc", MiB, "alloc", MiB, "alloc", MiB, "mark", "munmap", "0", "32768", "65536",
+           "madvise", "2", "0", MiB, "mprotect", "2", "0", "4096", "new-mappings", "mapped", "0",
+           "32768", "65536");
+    cr_expect_eq(field(r.out, "arena=", 2, "huge"), 1, "the arenas were on huge pages:\n%s", r.out);
+    cr_expect_eq(field(r.out, "munmap", 0, "rc"), 0);
+    cr_expect_eq(field(r.out, "madvise", 0, "rc"), 0);
+    cr_expect_eq(field(r.out, "mprotect", 0, "rc"), 0);
+    cr_expect_eq(field(r.out, "new-mappings", 0, "n"), 0, "the shim mapped something:\n%s", r.out);
+    cr_expect_eq(field(r.out, "mapped", 0, "pages"), 0, "the hole stays a hole:\n%s", r.out);
+}
+
 /* Same random operations on plain pages and under the shim (misuse.c):
  * identical results, errno and memory contents, page by page. */
 Test(preload, random_misuse_matches_plain_pages, .init = pool_16, .timeout = 300)
