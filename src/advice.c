@@ -107,36 +107,39 @@ static bool page_range(void *addr, size_t len, uintptr_t *end)
     return true;
 }
 
-int advice_madvise(void *addr, size_t len, int advice)
+int advice_madvise(void *addr, size_t len, int advice, bool *answered)
 {
     enum kind k = kind_of(advice);
     uintptr_t a = (uintptr_t)addr, end;
+    *answered = false;
     if (k == KIND_PLAIN_ONLY || !page_range(addr, len, &end) || in_shim)
-        return ADVICE_PASS;
+        return 0;
     uintptr_t s = os_scratch_page(false);
     if (!s)
-        return ADVICE_PASS;
+        return 0;
     shim_lock();
-    int e = ADVICE_PASS;
+    int e = 0;
     if (whole_arenas(a, end)) {
         e = os_madvise((void *)s, OS_PAGE_SIZE, advice);
-        if (e == 0 && k == KIND_REFUSED)
-            e = ADVICE_PASS; /* a kernel that takes it after all: plain pages */
-        else if (e == 0 && k == KIND_ZEROES)
+        /* Refused on the scratch page: refused here. Taken where a kernel
+         * should refuse it: plain pages after all, the general way. */
+        *answered = e != 0 || k != KIND_REFUSED;
+        if (e == 0 && k == KIND_ZEROES)
             memset((void *)a, 0, end - a);
     }
     shim_unlock();
-    if (e == 0)
+    if (*answered && e == 0)
         log_debug("madvise(%p, %zu KiB, %d) on whole arenas: %s, huge pages kept", addr,
                   (size_t)(end - a) >> 10, advice, k == KIND_ZEROES ? "zeroed" : "nothing to do");
     return e;
 }
 
-int advice_name(void *addr, size_t len, const char *name)
+int advice_name(void *addr, size_t len, const char *name, bool *answered)
 {
+    *answered = false;
     uintptr_t s = os_scratch_page(false);
     if (!s || in_shim)
-        return ADVICE_PASS;
+        return 0;
     /* The name first, as the kernel checks it before the range: a name it
      * refuses changes nothing, whatever the range holds. */
     int saved = errno;
@@ -144,16 +147,18 @@ int advice_name(void *addr, size_t len, const char *name)
                 ? -errno
                 : 0;
     errno = saved;
-    if (e)
+    if (e) {
+        *answered = true;
         return e;
+    }
     uintptr_t a = (uintptr_t)addr, end;
     if (!page_range(addr, len, &end))
-        return ADVICE_PASS;
+        return 0;
     shim_lock();
-    bool whole = whole_arenas(a, end);
+    *answered = whole_arenas(a, end);
     shim_unlock();
-    if (!whole)
-        return ADVICE_PASS;
+    if (!*answered)
+        return 0;
     /* A hugetlb mapping cannot be named, and naming part of a transparent
      * huge page's mapping splits the page: on plain pages the call would
      * succeed, so it does, and the arenas keep the shim's own naming. */

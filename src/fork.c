@@ -83,32 +83,32 @@ static bool is_hugetlb(uint32_t idx) { return shim.table.pages[idx].state == PAG
  * see: one thread, signals blocked. */
 static int move_through_free_page(uint32_t idx)
 {
-    int32_t f = table_claim_free(&shim.table);
-    if (f < 0)
+    uint32_t f;
+    if (!table_claim_free(&shim.table, &f))
         return -ENOMEM;
-    uintptr_t fa = table_page_addr(&shim.table, (uint32_t)f), pa = table_page_addr(&shim.table, idx);
+    uintptr_t fa = table_page_addr(&shim.table, f), pa = table_page_addr(&shim.table, idx);
     intptr_t r = os_mmap((void *)fa, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
                          MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (os_failed(r)) {
         /* Kernels before 6.12 unmap first and may then fail: a hole that
          * another mapping could take is no FREE page of ours. */
         if (os_is_mapped(fa, TABLE_PAGE_SIZE))
-            table_put_free(&shim.table, (uint32_t)f);
+            table_put_free(&shim.table, f);
         else
-            table_give_to_kernel(&shim.table, (uint32_t)f);
+            table_give_to_kernel(&shim.table, f);
         return (int)r;
     }
     move_copy_live_from(table_page(&shim.table, idx), pa, fa);
     int e = move_replace_in_place(table_page(&shim.table, idx), tier_thp_wanted());
     if (e == 0) {
         move_copy_live_from(table_page(&shim.table, idx), fa, pa);
-        log_debug("fork: huge page %u moved through page %d (no room for a copy elsewhere)", idx, f);
+        log_debug("fork: huge page %u moved through page %u (no room for a copy elsewhere)", idx, f);
     }
     if (os_reserve(fa, TABLE_PAGE_SIZE) != 0) {
         os_munmap((void *)fa, TABLE_PAGE_SIZE);
-        table_give_to_kernel(&shim.table, (uint32_t)f);
+        table_give_to_kernel(&shim.table, f);
     } else {
-        table_put_free(&shim.table, (uint32_t)f);
+        table_put_free(&shim.table, f);
     }
     return e;
 }
@@ -245,9 +245,9 @@ static void fork_prepare(void)
     plan.error = 0;
     if (!plan.own)
         return;
-    int32_t cached;
-    while ((cached = table_evict_cached(&shim.table, true, BACK_HUGETLB)) >= 0)
-        range_release_page(table_page(&shim.table, (uint32_t)cached)); /* empty: back to the pool, not into the child */
+    uint32_t cached;
+    while (table_evict_cached(&shim.table, true, BACK_HUGETLB, &cached))
+        range_release_page(table_page(&shim.table, cached)); /* empty: back to the pool, not into the child */
     if (shim.table.held[BACK_HUGETLB] == 0)
         return;
     /* The count is read from /proc; without a descriptor left it is unknown,

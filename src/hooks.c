@@ -163,11 +163,12 @@ PYHUGE_HOOK int prctl(int option, ...)
     unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
     va_end(ap);
     if (option == PR_SET_VMA && a2 == PR_SET_VMA_ANON_NAME && range_overlaps((void *)a3, a4)) {
-        int e = advice_name((void *)a3, a4, (const char *)a5);
-        if (e == ADVICE_PASS)
-            e = prepare_call((void *)a3, a4, HOOK_SKIPS_GAPS);
-        else if (e == 0)
+        bool answered;
+        int e = advice_name((void *)a3, a4, (const char *)a5, &answered);
+        if (answered && e == 0)
             return 0;
+        if (!answered)
+            e = prepare_call((void *)a3, a4, HOOK_SKIPS_GAPS);
         if (e < 0) {
             errno = -e;
             return -1;
@@ -182,10 +183,8 @@ PYHUGE_HOOK int prctl(int option, ...)
  * (prepare_call), so that the kernel answers exactly as it would for
  * plain pages. First, though, the kernel checks the arguments it checks
  * before acting, where a call with no effect lets it: a call it refuses
- * outright changes nothing of ours. Each probe returns 0 (go on), a
- * negative errno (fail with it), or PROBE_NO_EFFECT (the call does nothing:
- * pass it on unprepared). */
-#define PROBE_NO_EFFECT 1
+ * outright changes nothing of ours. Each probe returns 0 (go on) or a
+ * negative errno (fail with it). */
 
 /* PROT_GROWSDOWN/GROWSUP ask about the mapping at addr: both at once, or
  * either on a mapping of the shim's (none grows), the kernel refuses. */
@@ -217,32 +216,32 @@ static int probe_madvise(void *addr, size_t len, int advice)
     return os_madvise(addr, 0, advice);
 }
 
-static int probe_posix_madvise(void *addr, size_t len, int advice)
+#define probe_posix_madvise probe_madvise
+
+/* Before the probe, a call may be answered whole (*answered set; 0 or
+ * -errno): whole arenas keep their huge page under advice that plain
+ * pages can be given on it (advice.c). */
+static int keep_madvise(bool *answered, void *addr, size_t len, int advice)
 {
-    if (advice == POSIX_MADV_DONTNEED)
-        return PROBE_NO_EFFECT; /* glibc does nothing for it */
-    return probe_madvise(addr, len, advice);
+    return advice_madvise(addr, len, advice, answered);
 }
 
-/* Before the probe: whole arenas keep their huge page under advice that
- * plain pages can be given on it (advice.c). ADVICE_PASS: go on. */
-static int keep_madvise(void *addr, size_t len, int advice)
+static int keep_posix_madvise(bool *answered, void *addr, size_t len, int advice)
 {
-    return advice_madvise(addr, len, advice);
+    if (advice == POSIX_MADV_DONTNEED) {
+        *answered = true; /* glibc does nothing for it and returns 0 */
+        return 0;
+    }
+    return advice_madvise(addr, len, advice, answered);
 }
 
-static int keep_posix_madvise(void *addr, size_t len, int advice)
-{
-    if (advice == POSIX_MADV_DONTNEED)
-        return ADVICE_PASS; /* glibc does nothing for it: the probe says so */
-    return advice_madvise(addr, len, advice);
-}
-
-#define keep_mprotect(...) ADVICE_PASS
-#define keep_pkey_mprotect(...) ADVICE_PASS
-#define keep_mlock(...) ADVICE_PASS
-#define keep_mlock2(...) ADVICE_PASS
-#define keep_munlock(...) ADVICE_PASS
+#define NOT_ANSWERED(answered) (*(answered) = false, 0)
+#define keep_mprotect(answered, ...) NOT_ANSWERED(answered)
+#define keep_pkey_mprotect(answered, ...) NOT_ANSWERED(answered)
+#define keep_mlock(answered, ...) NOT_ANSWERED(answered)
+#define keep_mlock2(answered, ...) NOT_ANSWERED(answered)
+#define keep_munlock(answered, ...) NOT_ANSWERED(answered)
+#define UNPACK(...) __VA_ARGS__
 
 static int probe_mlock(const void *addr, size_t len) { return refuse_mlock(addr, len, 0); }
 
@@ -276,8 +275,9 @@ static inline int fail_posix_madvise(int e) { return -e; }
     PYHUGE_HOOK ret name params                                                                 \
     {                                                                                           \
         if (range_overlaps(addr, len)) {                                                        \
-            int e = keep_##name args;                                                           \
-            if (e != ADVICE_PASS)                                                               \
+            bool answered;                                                                      \
+            int e = keep_##name(&answered, UNPACK args);                                        \
+            if (answered)                                                                       \
                 return e ? fail_##name(e) : 0;                                                  \
             e = probe_##name args;                                                              \
             if (e == 0)                                                                         \

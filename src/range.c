@@ -98,13 +98,9 @@ static bool range_grow(void)
 
 int range_claim_page(uint32_t *idx)
 {
-    int32_t i = table_claim_free(&shim.table);
-    if (i < 0 && range_grow())
-        i = table_claim_free(&shim.table);
-    if (i < 0)
-        return -ENOMEM;
-    *idx = (uint32_t)i;
-    return 0;
+    if (table_claim_free(&shim.table, idx) || (range_grow() && table_claim_free(&shim.table, idx)))
+        return 0;
+    return -ENOMEM;
 }
 
 /* ---- pages ------------------------------------------------------------------ */

@@ -179,18 +179,18 @@ uintptr_t table_page_addr(const struct table *t, uint32_t idx)
 
 /* ---- life of a page ----------------------------------------------------- */
 
-int32_t table_claim_free(struct table *t)
+bool table_claim_free(struct table *t, uint32_t *idx)
 {
     if (t->free_head >= 0) {
-        uint32_t idx = (uint32_t)t->free_head;
-        list_remove(t, idx);
-        return (int32_t)idx;
+        *idx = (uint32_t)t->free_head;
+        list_remove(t, *idx);
+        return true;
     }
     if (t->used >= t->npages)
-        return -1;
-    uint32_t idx = t->used++;
-    t->pages[idx] = (struct page){.state = PAGE_FREE, .list = LIST_NONE, .prev = -1, .next = -1};
-    return (int32_t)idx;
+        return false;
+    *idx = t->used++;
+    t->pages[*idx] = (struct page){.state = PAGE_FREE, .list = LIST_NONE, .prev = -1, .next = -1};
+    return true;
 }
 
 void table_put_free(struct table *t, uint32_t idx)
@@ -299,18 +299,19 @@ enum release table_release_slot(struct table *t, struct page_ref r, unsigned i)
     return RELEASE_UNMAP_PAGE;
 }
 
-int32_t table_evict_cached(struct table *t, bool only, enum backing b)
+bool table_evict_cached(struct table *t, bool only, enum backing b, uint32_t *idx)
 {
-    int32_t idx = t->cache_head;
-    while (idx >= 0 && only && page_backing(&t->pages[idx]) != b)
-        idx = t->pages[idx].next;
-    if (idx < 0)
-        return -1;
-    list_remove(t, (uint32_t)idx);
+    int32_t i = t->cache_head;
+    while (i >= 0 && only && page_backing(&t->pages[i]) != b)
+        i = t->pages[i].next;
+    if (i < 0)
+        return false;
+    *idx = (uint32_t)i;
+    list_remove(t, *idx);
     t->cached--;
-    t->held[page_backing(&t->pages[idx])]--;
-    table_put_free(t, (uint32_t)idx);
-    return idx;
+    t->held[page_backing(&t->pages[*idx])]--;
+    table_put_free(t, *idx);
+    return true;
 }
 
 bool table_retire(struct table *t, uint32_t idx)

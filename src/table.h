@@ -182,10 +182,10 @@ static inline enum page_state table_state(const struct table *t, struct page_ref
  * may hold old data. Returns 0 when no mapped page has room. */
 uintptr_t table_take_slot(struct table *t, int cls, bool *must_zero);
 
-/* Takes a FREE page for the caller to back. Returns its index, or -1 when
+/* Takes a FREE page for the caller to back, its index in *idx; false when
  * every page of every extent is taken. The page stays FREE (and off every
  * list) until table_add_page or table_put_free. */
-int32_t table_claim_free(struct table *t);
+bool table_claim_free(struct table *t, uint32_t *idx);
 void table_put_free(struct table *t, uint32_t idx);
 
 /* Records a freshly mapped, zeroed page with slots of class cls. */
@@ -232,10 +232,10 @@ static inline uint32_t table_cached_on(const struct table *t, enum backing b)
     return t->cached_on[b];
 }
 
-/* Releases one cached page: returns its index (now FREE; the caller unmaps
- * it) or -1 when the cache is empty. Only pages backed by b when
- * `only` is true. */
-int32_t table_evict_cached(struct table *t, bool only, enum backing b);
+/* Releases one cached page, its index in *idx (now FREE; the caller unmaps
+ * it); false when the cache is empty. Only pages backed by b when `only`
+ * is true. */
+bool table_evict_cached(struct table *t, bool only, enum backing b, uint32_t *idx);
 
 /* NULL when every invariant of the table holds, else the first that does
  * not, in words: the extents numbered on, each in the range and any

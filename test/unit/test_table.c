@@ -48,10 +48,10 @@ static uintptr_t take(int cls, bool *must_zero)
         check();
         return a;
     }
-    int32_t idx = table_claim_free(&t);
-    cr_assert_geq(idx, 0, "the range has room");
+    uint32_t idx;
+    cr_assert(table_claim_free(&t, &idx), "the range has room");
     check();
-    table_add_page(&t, (uint32_t)idx, cls, BACK_HUGETLB);
+    table_add_page(&t, idx, cls, BACK_HUGETLB);
     check();
     a = table_take_slot(&t, cls, must_zero);
     check();
@@ -184,9 +184,11 @@ Test(side_table, evicts_cached_pages, .init = NULL)
     uintptr_t a = take(2, &z);
     uint32_t idx;
     cr_expect_eq(release(a, 2 * MiB, &idx), RELEASE_KEPT);
-    cr_expect_eq(table_evict_cached(&t, true, BACK_THP), -1, "only pages of one backing");
-    cr_expect_eq(table_evict_cached(&t, true, BACK_HUGETLB), 0);
-    cr_expect_eq(table_evict_cached(&t, false, BACK_HUGETLB), -1);
+    uint32_t evicted = 99;
+    cr_expect_not(table_evict_cached(&t, true, BACK_THP, &evicted), "only pages of one backing");
+    cr_expect(table_evict_cached(&t, true, BACK_HUGETLB, &evicted));
+    cr_expect_eq(evicted, 0);
+    cr_expect_not(table_evict_cached(&t, false, BACK_HUGETLB, &evicted), "the cache is empty");
     cr_expect_eq(t.held[BACK_HUGETLB], 0);
 }
 
@@ -202,9 +204,10 @@ Test(side_table, freed_page_index_is_reused_before_new_space)
 
 Test(side_table, reports_full_range)
 {
+    uint32_t idx;
     for (int i = 0; i < NPAGES; i++)
-        cr_expect_geq(table_claim_free(&t), 0);
-    cr_expect_eq(table_claim_free(&t), -1);
+        cr_expect(table_claim_free(&t, &idx));
+    cr_expect_not(table_claim_free(&t, &idx));
 }
 
 Test(side_table, page_given_to_the_kernel_takes_no_arena_and_frees_none)
@@ -225,9 +228,12 @@ Test(side_table, page_given_to_the_kernel_takes_no_arena_and_frees_none)
 Test(side_table, page_given_to_the_kernel_is_never_handed_out_again)
 {
     table_give_to_kernel(&t, 3);
-    for (int i = 0; i < NPAGES - 1; i++)
-        cr_expect_neq(table_claim_free(&t), 3);
-    cr_expect_eq(table_claim_free(&t), -1);
+    uint32_t idx;
+    for (int i = 0; i < NPAGES - 1; i++) {
+        cr_expect(table_claim_free(&t, &idx));
+        cr_expect_neq(idx, 3);
+    }
+    cr_expect_not(table_claim_free(&t, &idx));
 }
 
 Test(side_table, moved_page_changes_counters_and_forgets_old_data)
@@ -265,9 +271,11 @@ Test(extents, number_pages_on_across_extents)
     cr_expect_eq(table_page_addr(&t, 5), FAR + 2 * MiB);
     cr_expect_eq(table_page_addr(&t, 3), BASE + 6 * MiB);
     cr_expect_not(table_lookup(&t, BASE + 8 * MiB, &idx), "between the extents");
-    for (int i = 0; i < 8; i++)
-        cr_expect_eq(table_claim_free(&t), i);
-    cr_expect_eq(table_claim_free(&t), -1, "every page of both extents taken");
+    for (uint32_t i = 0; i < 8; i++) {
+        cr_expect(table_claim_free(&t, &idx));
+        cr_expect_eq(idx, i);
+    }
+    cr_expect_not(table_claim_free(&t, &idx), "every page of both extents taken");
 }
 
 Test(extents, one_right_after_the_last_extends_it)
@@ -461,8 +469,9 @@ Test(table_check, finds_extents_out_of_order_or_overlapping_pages_of_ours)
     memset(many, 0, sizeof many);
     table_init(&t, many, 40, 0);
     table_add_extent(&t, BASE, 16);
+    uint32_t idx;
     for (int i = 0; i < 8; i++)
-        table_claim_free(&t);
+        cr_assert(table_claim_free(&t, &idx));
     cr_expect_null(table_check(&t));
     t.ext[1] = (struct table_extent){.lo = BASE + 8 * MiB, .hi = BASE + 16 * MiB, .first = 16};
     t.nextents = 2;
