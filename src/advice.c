@@ -114,8 +114,8 @@ int advice_madvise(void *addr, size_t len, int advice, bool *answered)
     *answered = false;
     if (k == KIND_PLAIN_ONLY || !page_range(addr, len, &end) || in_shim)
         return 0;
-    uintptr_t s = os_scratch_page(false);
-    if (!s)
+    uintptr_t s;
+    if (os_scratch_page(false, &s) != 0)
         return 0;
     shim_lock();
     int e = 0;
@@ -137,8 +137,8 @@ int advice_madvise(void *addr, size_t len, int advice, bool *answered)
 int advice_name(void *addr, size_t len, const char *name, bool *answered)
 {
     *answered = false;
-    uintptr_t s = os_scratch_page(false);
-    if (!s || in_shim)
+    uintptr_t s;
+    if (in_shim || os_scratch_page(false, &s) != 0)
         return 0;
     /* The name first, as the kernel checks it before the range: a name it
      * refuses changes nothing, whatever the range holds. */

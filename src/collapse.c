@@ -119,8 +119,8 @@ void collapse_tick(void)
     if (now < c.next_ns)
         return;
     c.next_ns = now + COLLAPSE_INTERVAL_NS;
-    int fd = os_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0)
+    int fd;
+    if (os_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0, &fd) != 0)
         return;
     uint32_t looked = 0, made = 0, left = 0;
     for (uint32_t n = 0; n < shim.table.used && looked < COLLAPSE_SCAN && made < COLLAPSE_BUDGET;

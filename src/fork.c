@@ -87,16 +87,17 @@ static int move_through_free_page(uint32_t idx)
     if (!table_claim_free(&shim.table, &f))
         return -ENOMEM;
     uintptr_t fa = table_page_addr(&shim.table, f), pa = table_page_addr(&shim.table, idx);
-    intptr_t r = os_mmap((void *)fa, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                         MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-    if (os_failed(r)) {
+    uintptr_t at;
+    int r = os_mmap((void *)fa, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0, &at);
+    if (r) {
         /* Kernels before 6.12 unmap first and may then fail: a hole that
          * another mapping could take is no FREE page of ours. */
         if (os_is_mapped(fa, TABLE_PAGE_SIZE))
             table_put_free(&shim.table, f);
         else
             table_give_to_kernel(&shim.table, f);
-        return (int)r;
+        return r;
     }
     move_copy_live_from(table_page(&shim.table, idx), pa, fa);
     int e = move_replace_in_place(table_page(&shim.table, idx), tier_thp_wanted());
@@ -118,8 +119,8 @@ static int move_through_free_page(uint32_t idx)
  * limits leave, through a free page, or else a file (no free page). */
 static int move_to_ordinary(uint32_t idx)
 {
-    intptr_t tmp = tier_new_ordinary();
-    if (os_failed(tmp)) {
+    uintptr_t tmp;
+    if (tier_new_ordinary(&tmp) != 0) {
         int e = move_through_free_page(idx);
         if (e)
             e = move_through_file(table_page(&shim.table, idx), tier_thp_wanted());
@@ -127,8 +128,8 @@ static int move_to_ordinary(uint32_t idx)
             table_rebacked(&shim.table, idx, BACK_THP);
         return e;
     }
-    move_copy_live(table_page(&shim.table, idx), (uintptr_t)tmp);
-    int e = move_over(table_page(&shim.table, idx), (uintptr_t)tmp, NULL);
+    move_copy_live(table_page(&shim.table, idx), tmp);
+    int e = move_over(table_page(&shim.table, idx), tmp, NULL);
     if (e < 0)
         return e;
     table_rebacked(&shim.table, idx, BACK_THP);
@@ -189,14 +190,15 @@ static void refresh_shadow(uint32_t idx)
 static void update_shadows(void)
 {
     if (!plan.shadow) {
-        intptr_t r = os_mmap(NULL, (size_t)shim.table.max_pages * sizeof *plan.shadow,
-                             PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                             -1, 0);
-        if (os_failed(r)) {
-            plan.error = (int)-r;
+        uintptr_t at;
+        int e = os_mmap(NULL, (size_t)shim.table.max_pages * sizeof *plan.shadow,
+                        PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0,
+                        &at);
+        if (e) {
+            plan.error = -e;
             return;
         }
-        plan.shadow = (uintptr_t *)r;
+        plan.shadow = (uintptr_t *)at;
     }
     uint32_t made = 0, kept = 0;
     for (uint32_t i = 0; i < shim.table.used; i++) {
@@ -209,16 +211,17 @@ static void update_shadows(void)
             kept++;
             continue;
         }
-        intptr_t r = tier_new_ordinary();
-        if (os_failed(r)) {
-            plan.error = (int)-r;
+        uintptr_t r;
+        int e = tier_new_ordinary(&r);
+        if (e) {
+            plan.error = -e;
             log_warn("fork: no memory for a copy of the arenas on huge page %u (errno %d: "
                      "RLIMIT_AS, or out of memory); the child will stop", i, plan.error);
             return;
         }
-        plan.shadow[i] = (uintptr_t)r;
+        plan.shadow[i] = r;
         plan.shadows++;
-        move_copy_live(table_page(&shim.table, i), (uintptr_t)r);
+        move_copy_live(table_page(&shim.table, i), r);
         made++;
     }
     plan.shadowed_ns = os_now_ns();
@@ -252,7 +255,8 @@ static void fork_prepare(void)
         return;
     /* The count is read from /proc; without a descriptor left it is unknown,
      * and the snapshot, which needs none, is the safe way. */
-    if (os_thread_count() == 1) {
+    unsigned threads;
+    if (os_thread_count(&threads) == 0 && threads == 1) {
         move_all();
         drop_all_shadows(); /* the pages they mirrored are ordinary memory now */
     } else {
@@ -315,8 +319,8 @@ static void copy_onto_own_huge_pages(void)
         struct page *p = &shim.table.pages[i];
         if (p->state != PAGE_THP || !p->live)
             continue;
-        uintptr_t tmp = left ? 0 : tier_new_hugetlb();
-        if (!tmp) {
+        uintptr_t tmp;
+        if (left || tier_new_hugetlb(&tmp) != 0) {
             left++;
             continue;
         }

@@ -136,12 +136,13 @@ static int write_file(int pid, const char **step)
     format_metrics(&f, pid, __atomic_load_n(&shim.state, __ATOMIC_ACQUIRE) == STATE_ACTIVE);
     /* O_NONBLOCK and O_NOFOLLOW: a FIFO or a link planted at the name never
      * blocks us or sends the text elsewhere. */
-    int fd = os_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_NOFOLLOW, 0644);
+    int fd;
+    int e = os_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_NOFOLLOW, 0644, &fd);
     *step = "create";
-    if (fd < 0)
-        return fd;
+    if (e)
+        return e;
     struct stat sb;
-    int e = os_fstat(fd, &sb);
+    e = os_fstat(fd, &sb);
     if (e == 0 && !S_ISREG(sb.st_mode))
         e = -EINVAL;
     *step = e ? "check" : "write";
@@ -176,19 +177,20 @@ void metrics_start(void)
         return;
     const char *dir = shim.opt.metrics_dir;
     int pid = os_getpid();
-    int fd = os_open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0);
-    if (fd < 0) {
+    int fd;
+    int e = os_open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0, &fd);
+    if (e) {
         log_warn("PYHUGE_METRICS=%s: %s (errno %d); no metrics", dir,
-                 fd == -ENOENT    ? "no such directory"
-                 : fd == -ENOTDIR ? "not a directory"
-                                  : "cannot open the directory",
-                 -fd);
+                 e == -ENOENT    ? "no such directory"
+                 : e == -ENOTDIR ? "not a directory"
+                                 : "cannot open the directory",
+                 -e);
         give();
         return;
     }
     os_close(fd);
     const char *step;
-    int e = write_file(pid, &step);
+    e = write_file(pid, &step);
     if (e) {
         log_warn("PYHUGE_METRICS=%s: cannot %s pyhuge-%d.prom there (errno %d); no metrics", dir,
                  step, pid, -e);

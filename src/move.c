@@ -26,21 +26,21 @@ int move_over(struct page_ref r, uintptr_t from, bool *copied)
 {
     if (copied)
         *copied = false;
-    intptr_t e = os_mremap((void *)from, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE,
-                           MREMAP_MAYMOVE | MREMAP_FIXED, (void *)r.addr);
-    if (!os_failed(e))
+    uintptr_t at;
+    int e = os_mremap((void *)from, TABLE_PAGE_SIZE, TABLE_PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED,
+                      (void *)r.addr, &at);
+    if (e == 0)
         return 0;
     if (os_is_mapped(r.addr, TABLE_PAGE_SIZE)) {
         os_munmap((void *)from, TABLE_PAGE_SIZE); /* nothing changed */
-        return (int)e;
+        return e;
     }
     /* mremap unmaps the target before it moves, and may then fail (ENOMEM):
      * the contents go where they were expected, into the hole only. */
-    intptr_t m = os_mmap((void *)r.addr, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (os_failed(m)) {
+    if (os_mmap((void *)r.addr, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0, &at) != 0) {
         log_fatal("a failed mremap (errno %d) left a hole at %p that another mapping took; "
-                  "the memory of the arenas there is lost: aborting", (int)-e, (void *)r.addr);
+                  "the memory of the arenas there is lost: aborting", -e, (void *)r.addr);
         os_abort();
     }
     memcpy((void *)r.addr, (void *)from, TABLE_PAGE_SIZE);
@@ -52,15 +52,16 @@ int move_over(struct page_ref r, uintptr_t from, bool *copied)
 
 int move_replace_in_place(struct page_ref r, bool thp)
 {
-    intptr_t e = os_mmap((void *)r.addr, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-    if (os_failed(e) && !os_is_mapped(r.addr, TABLE_PAGE_SIZE)) {
+    uintptr_t at;
+    int e = os_mmap((void *)r.addr, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0, &at);
+    if (e && !os_is_mapped(r.addr, TABLE_PAGE_SIZE)) {
         log_fatal("the kernel unmapped huge page %u and mapped nothing in its place (errno %d): "
-                  "its arenas cannot be put back: aborting", r.idx, (int)-e);
+                  "its arenas cannot be put back: aborting", r.idx, -e);
         os_abort();
     }
-    if (os_failed(e))
-        return (int)e;
+    if (e)
+        return e;
     if (thp)
         os_madvise((void *)r.addr, TABLE_PAGE_SIZE, MADV_HUGEPAGE);
     return 0;
@@ -87,10 +88,11 @@ int move_through_file(struct page_ref r, bool thp)
      * raises SIGXFSZ, which kills a process that does not ignore it. */
     if (os_fsize_limit() < TABLE_PAGE_SIZE)
         return -EFBIG;
-    int fd = os_memfd("pyhuge-move");
-    if (fd < 0)
-        return fd;
-    int e = transfer_live(r, fd, true);
+    int fd;
+    int e = os_memfd("pyhuge-move", &fd);
+    if (e)
+        return e;
+    e = transfer_live(r, fd, true);
     /* No signal handler may run while the page holds nothing. */
     sigset_t saved;
     os_block_signals(&saved);

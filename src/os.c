@@ -38,9 +38,20 @@ static long raw(long nr, long a, long b, long c, long d, long e, long f)
     raw(nr, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
 #define SYS3(nr, a, b, c) SYS6(nr, a, b, c, 0, 0, 0)
 
-intptr_t os_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+/* A system call's answer split into os.h's convention: 0 and the value in
+ * *out, or the negative errno (the kernel's value or -errno, where no
+ * valid address, descriptor or count is negative). */
+static int answer(long r, uintptr_t *out)
 {
-    return SYS6(SYS_mmap, addr, len, prot, flags, fd, off);
+    if (r < 0)
+        return (int)r;
+    *out = (uintptr_t)r;
+    return 0;
+}
+
+int os_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, uintptr_t *at)
+{
+    return answer(SYS6(SYS_mmap, addr, len, prot, flags, fd, off), at);
 }
 
 int os_munmap(void *addr, size_t len) { return (int)SYS3(SYS_munmap, addr, len, 0); }
@@ -65,89 +76,101 @@ int os_madvise(void *addr, size_t len, int advice)
     return (int)SYS3(SYS_madvise, addr, len, advice);
 }
 
-intptr_t os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr)
+int os_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr,
+              uintptr_t *at)
 {
-    return SYS6(SYS_mremap, old_addr, old_len, new_len, flags, new_addr, 0);
+    return answer(SYS6(SYS_mremap, old_addr, old_len, new_len, flags, new_addr, 0), at);
 }
 
 int os_reserve(uintptr_t addr, size_t len)
 {
-    intptr_t r = os_mmap((void *)addr, len, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    if (os_failed(r))
-        return (int)r;
+    uintptr_t at;
+    int e = os_mmap((void *)addr, len, PROT_NONE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0, &at);
+    if (e)
+        return e;
     os_madvise((void *)addr, len, MADV_DONTDUMP);
     os_name_range((void *)addr, len, "pyhuge");
     return 0;
 }
 
 /* Maps len + align - page bytes and trims both ends to the alignment. */
-static intptr_t map_aligned(size_t len, size_t align, int prot, int flags)
+static int map_aligned(size_t len, size_t align, int prot, int flags, uintptr_t *at)
 {
     size_t extra = align > OS_PAGE_SIZE ? align - OS_PAGE_SIZE : 0;
     if (len + extra < len)
         return -ENOMEM;
-    intptr_t r = os_mmap(NULL, len + extra, prot, flags, -1, 0);
-    if (os_failed(r) || !extra)
-        return r;
-    uintptr_t lo = (uintptr_t)r, hi = lo + len + extra;
-    uintptr_t a = (lo + align - 1) & ~(uintptr_t)(align - 1);
+    uintptr_t lo;
+    int e = os_mmap(NULL, len + extra, prot, flags, -1, 0, &lo);
+    if (e)
+        return e;
+    uintptr_t hi = lo + len + extra, a = (lo + align - 1) & ~(uintptr_t)(align - 1);
     if (a > lo)
         os_munmap((void *)lo, a - lo);
     if (hi > a + len)
         os_munmap((void *)(a + len), hi - (a + len));
-    return (intptr_t)a;
+    *at = a;
+    return 0;
 }
 
-intptr_t os_reserve_new(size_t len, size_t align)
+int os_reserve_new(size_t len, size_t align, uintptr_t *at)
 {
-    intptr_t r = map_aligned(len, align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
-    if (!os_failed(r)) {
-        os_madvise((void *)r, len, MADV_DONTDUMP);
-        os_name_range((void *)r, len, "pyhuge");
+    int e = map_aligned(len, align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, at);
+    if (e == 0) {
+        os_madvise((void *)*at, len, MADV_DONTDUMP);
+        os_name_range((void *)*at, len, "pyhuge");
     }
-    return r;
+    return e;
 }
 
-uintptr_t os_scratch_page(bool reserved)
+int os_scratch_page(bool reserved, uintptr_t *at)
 {
     static uintptr_t scratch_rw, scratch_none;
     uintptr_t *slot = reserved ? &scratch_none : &scratch_rw;
-    uintptr_t s = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (s)
-        return s;
-    intptr_t r = reserved ? os_reserve_new(OS_PAGE_SIZE, OS_PAGE_SIZE)
-                          : os_map_anon(OS_PAGE_SIZE, OS_PAGE_SIZE, false);
-    if (os_failed(r))
+    *at = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (*at)
         return 0;
+    uintptr_t mine;
+    int e = reserved ? os_reserve_new(OS_PAGE_SIZE, OS_PAGE_SIZE, &mine)
+                     : os_map_anon(OS_PAGE_SIZE, OS_PAGE_SIZE, false, &mine);
+    if (e)
+        return e;
     uintptr_t none = 0;
-    if (!__atomic_compare_exchange_n(slot, &none, (uintptr_t)r, false, __ATOMIC_ACQ_REL,
-                                     __ATOMIC_ACQUIRE))
-        os_munmap((void *)r, OS_PAGE_SIZE);
-    return __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!__atomic_compare_exchange_n(slot, &none, mine, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        os_munmap((void *)mine, OS_PAGE_SIZE);
+    *at = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    return 0;
 }
 
-intptr_t os_map_anon(size_t len, size_t align, bool thp)
+int os_map_anon(size_t len, size_t align, bool thp, uintptr_t *at)
 {
-    intptr_t r = map_aligned(len, align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-    if (!os_failed(r) && thp)
-        os_madvise((void *)r, len, MADV_HUGEPAGE);
-    return r;
+    int e = map_aligned(len, align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, at);
+    if (e == 0 && thp)
+        os_madvise((void *)*at, len, MADV_HUGEPAGE);
+    return e;
 }
 
 bool os_page_exists_at(uintptr_t addr)
 {
-    intptr_t r = os_mmap((void *)addr, OS_PAGE_SIZE, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-    if (r == -EEXIST)
+    uintptr_t at;
+    int e = os_mmap((void *)addr, OS_PAGE_SIZE, PROT_NONE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0, &at);
+    if (e == -EEXIST)
         return true;
-    if (os_failed(r))
+    if (e)
         return false;
-    os_munmap((void *)r, OS_PAGE_SIZE);
-    return (uintptr_t)r == addr;
+    os_munmap((void *)at, OS_PAGE_SIZE);
+    return at == addr;
 }
 
-int os_fd_flags(int fd) { return (int)SYS3(SYS_fcntl, fd, F_GETFL, 0); }
+int os_fd_flags(int fd, int *flags)
+{
+    uintptr_t v;
+    int e = answer(SYS3(SYS_fcntl, fd, F_GETFL, 0), &v);
+    if (e == 0)
+        *flags = (int)v;
+    return e;
+}
 
 bool os_is_mapped(uintptr_t addr, size_t len)
 {
@@ -169,23 +192,37 @@ void os_name_range(void *addr, size_t len, const char *name)
     SYS6(SYS_prctl, PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, len, name, 0);
 }
 
-int os_open(const char *path, int flags, int mode)
+/* A new descriptor from the kernel's answer into *fd. */
+static int descriptor(long r, int *fd)
 {
-    return (int)SYS6(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode, 0, 0);
+    uintptr_t v;
+    int e = answer(r, &v);
+    if (e == 0)
+        *fd = (int)v;
+    return e;
 }
 
-int os_memfd(const char *name) { return (int)SYS3(SYS_memfd_create, name, MFD_CLOEXEC, 0); }
-
-intptr_t os_map_memfd(const char *name, size_t len)
+int os_open(const char *path, int flags, int mode, int *fd)
 {
-    int fd = os_memfd(name);
-    if (fd < 0)
-        return fd;
-    intptr_t r = SYS3(SYS_ftruncate, fd, len, 0);
-    if (r == 0)
-        r = os_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return descriptor(SYS6(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode, 0, 0), fd);
+}
+
+int os_memfd(const char *name, int *fd)
+{
+    return descriptor(SYS3(SYS_memfd_create, name, MFD_CLOEXEC, 0), fd);
+}
+
+int os_map_memfd(const char *name, size_t len, uintptr_t *at)
+{
+    int fd;
+    int e = os_memfd(name, &fd);
+    if (e)
+        return e;
+    e = (int)SYS3(SYS_ftruncate, fd, len, 0);
+    if (e == 0)
+        e = os_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0, at);
     os_close(fd);
-    return r;
+    return e;
 }
 
 int os_close(int fd) { return (int)SYS3(SYS_close, fd, 0, 0); }
@@ -200,8 +237,6 @@ int os_rename(const char *from, const char *to)
 }
 
 int os_unlink(const char *path) { return (int)SYS3(SYS_unlinkat, AT_FDCWD, path, 0); }
-
-static ssize_t os_read(int fd, void *buf, size_t len) { return SYS3(SYS_read, fd, buf, len); }
 
 int os_write_all(int fd, const void *buf, size_t len)
 {
@@ -247,22 +282,23 @@ int os_pread_all(int fd, void *buf, size_t len, off_t off)
     return transfer_all(SYS_pread64, fd, buf, len, off);
 }
 
-ssize_t os_read_file(const char *path, char *buf, size_t len)
+int os_read_file(const char *path, char *buf, size_t len, size_t *got)
 {
     if (len == 0)
         return -EINVAL;
-    int fd = os_open(path, O_RDONLY, 0);
-    if (fd < 0)
-        return fd;
+    int fd;
+    int e = os_open(path, O_RDONLY, 0, &fd);
+    if (e)
+        return e;
     size_t have = 0;
     while (have < len - 1) {
-        ssize_t n = os_read(fd, buf + have, len - 1 - have);
+        long n = SYS3(SYS_read, fd, buf + have, len - 1 - have);
         if (n == -EINTR)
             continue;
         if (n <= 0) {
             if (n < 0 && have == 0) {
                 os_close(fd);
-                return n;
+                return (int)n;
             }
             break;
         }
@@ -270,16 +306,18 @@ ssize_t os_read_file(const char *path, char *buf, size_t len)
     }
     os_close(fd);
     buf[have] = '\0';
-    return (ssize_t)have;
+    *got = have;
+    return 0;
 }
 
-/* The number after "key:" in /proc/self/status, or -errno. */
-static int64_t status_field(const char *key)
+/* The number after "key:" in /proc/self/status into *v: 0, or -errno. */
+static int status_field(const char *key, uint64_t *v)
 {
     char buf[4096];
-    ssize_t n = os_read_file("/proc/self/status", buf, sizeof buf);
-    if (n < 0)
-        return n;
+    size_t n;
+    int e = os_read_file("/proc/self/status", buf, sizeof buf, &n);
+    if (e)
+        return e;
     const char *p = strstr(buf, key);
     if (!p)
         return -ENOENT;
@@ -288,22 +326,29 @@ static int64_t status_field(const char *key)
         p++;
     if (*p < '0' || *p > '9')
         return -ENOENT;
-    int64_t v = 0;
-    for (; *p >= '0' && *p <= '9'; p++)
-        v = v * 10 + (*p - '0');
-    return v;
+    for (*v = 0; *p >= '0' && *p <= '9'; p++)
+        *v = *v * 10 + (uint64_t)(*p - '0');
+    return 0;
 }
 
-int os_thread_count(void)
+int os_thread_count(unsigned *n)
 {
-    int64_t n = status_field("\nThreads:");
-    return n > 0 ? (int)n : n < 0 ? (int)n : -ENOENT;
+    uint64_t v;
+    int e = status_field("\nThreads:", &v);
+    if (e == 0 && v == 0)
+        e = -ENOENT;
+    if (e == 0)
+        *n = (unsigned)v;
+    return e;
 }
 
-int64_t os_vm_size(void)
+int os_vm_size(uint64_t *bytes)
 {
-    int64_t kib = status_field("\nVmSize:");
-    return kib < 0 ? kib : kib * 1024;
+    uint64_t kib;
+    int e = status_field("\nVmSize:", &kib);
+    if (e == 0)
+        *bytes = kib * 1024;
+    return e;
 }
 
 static uint64_t soft_limit(int resource)

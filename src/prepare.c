@@ -44,13 +44,15 @@ static void punch_free_slots(struct page_ref r)
  * one thread only, since the arenas hold nothing for a moment. */
 static int huge_to_plain(struct page_ref r)
 {
-    intptr_t tmp = os_map_anon(TABLE_PAGE_SIZE, OS_PAGE_SIZE, false);
-    if (!os_failed(tmp)) {
-        move_copy_live(r, (uintptr_t)tmp);
-        return move_over(r, (uintptr_t)tmp, NULL);
+    uintptr_t tmp;
+    int e = os_map_anon(TABLE_PAGE_SIZE, OS_PAGE_SIZE, false, &tmp);
+    if (e == 0) {
+        move_copy_live(r, tmp);
+        return move_over(r, tmp, NULL);
     }
-    if (os_thread_count() != 1 || move_through_file(r, false) != 0)
-        return (int)tmp;
+    unsigned threads;
+    if (os_thread_count(&threads) != 0 || threads != 1 || move_through_file(r, false) != 0)
+        return e;
     return 0;
 }
 

@@ -32,19 +32,19 @@ int range_init(void)
         return shim.table.pages ? 0 : -ENOMEM;
     shim.range_tried = true;
     size_t bytes = RANGE_MAX_PAGES * sizeof(struct page);
-    intptr_t pages = os_mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (os_failed(pages)) {
-        log_warn("cannot map the side table (errno %d); arenas stay on ordinary pages",
-                 (int)-pages);
-        return (int)pages;
+    uintptr_t pages, scratch;
+    int e = os_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                    -1, 0, &pages);
+    if (e) {
+        log_warn("cannot map the side table (errno %d); arenas stay on ordinary pages", -e);
+        return e;
     }
     os_name_range((void *)pages, bytes, "pyhuge-table");
     table_init(&shim.table, (struct page *)pages, RANGE_MAX_PAGES, shim.opt.cache_pages);
     /* The kernel checks' scratch pages, now, while no arena can have a
      * hole for them to land in (os_scratch_page). */
-    os_scratch_page(false);
-    os_scratch_page(true);
+    os_scratch_page(false, &scratch);
+    os_scratch_page(true, &scratch);
     return 0;
 }
 
@@ -56,8 +56,9 @@ static uint64_t unused_allowance(void)
     uint64_t limit = os_as_limit();
     if (limit == UINT64_MAX)
         return UINT64_MAX;
-    int64_t vm = os_vm_size(); /* unknown (no descriptor left): no room */
-    uint64_t room = vm >= 0 && (uint64_t)vm < limit ? limit - (uint64_t)vm : 0;
+    uint64_t vm;
+    /* Unknown (no descriptor left): no room. */
+    uint64_t room = os_vm_size(&vm) == 0 && vm < limit ? limit - vm : 0;
     uint64_t pages = (room / 16) >> TABLE_PAGE_SHIFT;
     return pages > RANGE_TIGHT_STEP ? pages : RANGE_TIGHT_STEP;
 }
@@ -76,12 +77,13 @@ static bool range_grow(void)
     int err = 0;
     for (; step > 0; step /= 2) {
         size_t bytes = (size_t)step << TABLE_PAGE_SHIFT;
-        intptr_t r = os_reserve_new(bytes, TABLE_PAGE_SIZE);
-        if (os_failed(r)) {
-            err = (int)-r;
+        uintptr_t r;
+        int e = os_reserve_new(bytes, TABLE_PAGE_SIZE, &r);
+        if (e) {
+            err = -e;
             continue;
         }
-        if (!table_add_extent(t, (uintptr_t)r, step)) {
+        if (!table_add_extent(t, r, step)) {
             os_munmap((void *)r, bytes);
             shim.range_full = true; /* for good: not tried again at each new arena */
             log_info("the shim's range is full (%u extents, %u pages)", t->nextents, t->npages);

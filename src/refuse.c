@@ -42,9 +42,9 @@ int refuse_mlock(const void *addr, size_t len, unsigned int flags)
 
 int refuse_prot(int prot, int pkey)
 {
-    uintptr_t s = os_scratch_page(true);
-    if (!s)
-        return 0;
+    uintptr_t s;
+    if (os_scratch_page(true, &s) != 0)
+        return 0; /* no page to ask on: the kernel answers the real call */
     int e = pkey < 0 ? os_mprotect((void *)s, OS_PAGE_SIZE, prot)
                      : os_pkey_mprotect((void *)s, OS_PAGE_SIZE, prot, pkey);
     if (e == 0 && pkey >= 0)
@@ -69,10 +69,11 @@ static int probe_map(void *addr, size_t len, int prot, int flags, int fd, off_t 
             return -EINVAL;
     }
     int f = flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE | MAP_LOCKED);
-    intptr_t r = os_mmap(NULL, len, prot, f, fd, off);
-    if (os_failed(r))
-        return r == -ENOMEM ? 0 : (int)r;
-    os_munmap((void *)r, len);
+    uintptr_t at;
+    int e = os_mmap(NULL, len, prot, f, fd, off, &at);
+    if (e)
+        return e == -ENOMEM ? 0 : e;
+    os_munmap((void *)at, len);
     return 0;
 }
 
@@ -88,8 +89,8 @@ int refuse_map(void *addr, size_t len, int prot, int flags, int fd, off_t off)
     if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE && type != 0x08)
         return -EINVAL; /* 0x08: MAP_DROPPABLE, kernel 6.11+ */
     if (!(flags & MAP_ANONYMOUS)) {
-        int fl = os_fd_flags(fd);
-        if (fl < 0)
+        int fl;
+        if (os_fd_flags(fd, &fl) != 0)
             return -EBADF;
         if ((fl & O_ACCMODE) == O_WRONLY ||
             (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR))

@@ -52,13 +52,14 @@ void report_sync(void)
 
 void report_publish_page(void)
 {
-    intptr_t r = os_map_memfd("pyhuge-stats", OS_PAGE_SIZE);
+    uintptr_t r;
+    int e = os_map_memfd("pyhuge-stats", OS_PAGE_SIZE, &r);
     struct pyhuge_stats_page *old = shim.page;
     shim.page = NULL;
     if (old)
         os_munmap(old, OS_PAGE_SIZE); /* after fork, the parent's: never written by the child */
-    if (os_failed(r)) {
-        log_debug("no stats page for tools (errno %d)", (int)-r);
+    if (e) {
+        log_debug("no stats page for tools (errno %d)", -e);
         return;
     }
     shim.page = (struct pyhuge_stats_page *)r;
@@ -167,13 +168,14 @@ static void format_stats(struct fmt *f, const struct pyhuge_stats *st)
 static int append_line(const char *line, size_t len, const char **what)
 {
     *what = "cannot open";
-    int fd = os_open(shim.opt.stats_path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0644);
-    if (fd == -ENXIO)
+    int fd;
+    int e = os_open(shim.opt.stats_path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0644, &fd);
+    if (e == -ENXIO)
         *what = "not a regular file (a FIFO without a reader):";
-    if (fd < 0)
-        return fd;
+    if (e)
+        return e;
     struct stat sb;
-    int e = os_fstat(fd, &sb);
+    e = os_fstat(fd, &sb);
     if (e == 0 && !S_ISREG(sb.st_mode)) {
         *what = "not a regular file (a FIFO, a device?):";
         e = -EINVAL;

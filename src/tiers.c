@@ -63,11 +63,13 @@ void tier_detect(void)
     if (shim.opt.backend == BACKEND_HUGETLB)
         return;
     char buf[128];
-    ssize_t n = os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf);
-    shim.thp_usable = n > 0 && !strstr(buf, "[never]");
+    const char *path = "/sys/kernel/mm/transparent_hugepage/enabled";
+    size_t n;
+    bool known = os_read_file(path, buf, sizeof buf, &n) == 0 && n > 0;
+    shim.thp_usable = known && !strstr(buf, "[never]");
     if (!shim.thp_usable)
         log_info("no THP tier: transparent huge pages are %s",
-                 n > 0 ? "off (transparent_hugepage/enabled is [never])" : "not in this kernel");
+                 known ? "off (transparent_hugepage/enabled is [never])" : "not in this kernel");
 }
 
 /* Why an anonymous mapping was refused: address space (RLIMIT_AS,
@@ -75,9 +77,9 @@ void tier_detect(void)
  * needs nothing but those, or else the huge page pool. */
 static int refusal_reason(void)
 {
-    intptr_t probe = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (os_failed(probe))
+    uintptr_t probe;
+    if (os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, &probe) != 0)
         return PYHUGE_FALLBACK_SPACE;
     os_munmap((void *)probe, TABLE_PAGE_SIZE);
     return PYHUGE_FALLBACK_POOL;
@@ -102,27 +104,27 @@ static bool place(uint32_t idx, uintptr_t tmp)
 
 /* ---- the hugetlb tier ------------------------------------------------------- */
 
-/* A new hugetlb page where the kernel likes, reserved and faulted in.
- * Returns its address, or 0 with *reason set. Never MAP_NORESERVE: without
+/* A new hugetlb page where the kernel likes, reserved and faulted in, at
+ * *at: 0, or -ENOMEM with *reason set. Never MAP_NORESERVE: without
  * it the kernel reserves the page at mmap time and says ENOMEM cleanly
  * instead of SIGBUS later. MAP_PRIVATE, as plain memory is: it counts
  * against RLIMIT_DATA and goes into core dumps (the default
  * coredump_filter leaves shared hugetlb out); fork.c keeps children off
  * these pages. */
-static uintptr_t new_hugetlb(int *reason)
+static int new_hugetlb(uintptr_t *at, int *reason)
 {
-    intptr_t r = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
-    if (os_failed(r)) {
+    uintptr_t r;
+    int e = os_mmap(NULL, TABLE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0, &r);
+    if (e) {
         *reason = refusal_reason();
-        log_debug("hugetlb mmap refused (errno %d)", (int)-r);
-        return 0;
+        log_debug("hugetlb mmap refused (errno %d)", -e);
+        return -ENOMEM;
     }
     /* A hugetlb cgroup's fault-time limit lets the mmap succeed and kills
      * the first touch with SIGBUS; populating now turns that into an error
      * while falling back is still possible (kernel 5.14+). */
     if (!shim.populate_unsupported) {
-        int e;
         do
             e = os_madvise((void *)r, TABLE_PAGE_SIZE, MADV_POPULATE_WRITE);
         while (e == -EINTR);
@@ -134,48 +136,62 @@ static uintptr_t new_hugetlb(int *reason)
             log_debug("huge page could not be faulted in (errno %d)", -e);
             os_munmap((void *)r, TABLE_PAGE_SIZE);
             *reason = PYHUGE_FALLBACK_FAULT;
-            return 0;
+            return -ENOMEM;
         }
     }
-    return (uintptr_t)r;
+    *at = r;
+    return 0;
 }
 
-uintptr_t tier_new_hugetlb(void)
+int tier_new_hugetlb(uintptr_t *at)
 {
     int reason;
     if (shim.opt.backend == BACKEND_THP || shim.table.held[BACK_HUGETLB] >= shim.opt.max_pages)
-        return 0;
-    return new_hugetlb(&reason);
+        return -ENOMEM;
+    return new_hugetlb(at, &reason);
 }
 
-/* Returns -1, or why not. The page is made elsewhere and moved into place:
+/* True, with the reason, when the hugetlb tier is not to be asked now: off
+ * (PYHUGE_BACKEND=thp), at PYHUGE_MAX_PAGES, or waiting after a refusal
+ * (then the refusal's cause, not the wait: a dry pool says pool). */
+static bool hugetlb_closed(int *reason)
+{
+    if (shim.opt.backend == BACKEND_THP)
+        *reason = PYHUGE_FALLBACK_THP;
+    else if (shim.table.held[BACK_HUGETLB] >= shim.opt.max_pages)
+        *reason = PYHUGE_FALLBACK_CAP;
+    else if (backoff_waiting(&shim.hugetlb_wait))
+        *reason = shim.hugetlb_refusal;
+    else
+        return false;
+    return true;
+}
+
+/* 0, or -ENOMEM with *reason saying why not. The page is made elsewhere and
+ * moved into place:
  * a MAP_FIXED hugetlb mmap over our range that fails (as it does whenever
  * the pool is empty) can leave a hole, and another thread's mmap could land
  * in it before we fill it again. mremap replaces the reserved space in one
  * step. */
-static int add_hugetlb(uint32_t idx, int cls)
+static int add_hugetlb(uint32_t idx, int cls, int *reason)
 {
-    if (shim.opt.backend == BACKEND_THP)
-        return PYHUGE_FALLBACK_THP;
-    if (shim.table.held[BACK_HUGETLB] >= shim.opt.max_pages)
-        return PYHUGE_FALLBACK_CAP;
-    if (backoff_waiting(&shim.hugetlb_wait))
-        return shim.hugetlb_refusal; /* the cause, not the wait: a dry pool says pool */
-    int reason = PYHUGE_FALLBACK_POOL;
-    uintptr_t tmp = new_hugetlb(&reason);
-    if (tmp && !place(idx, tmp)) {
-        tmp = 0;
-        reason = refusal_reason();
+    if (hugetlb_closed(reason))
+        return -ENOMEM;
+    uintptr_t tmp;
+    int e = new_hugetlb(&tmp, reason);
+    if (e == 0 && !place(idx, tmp)) {
+        e = -ENOMEM;
+        *reason = refusal_reason();
     }
-    if (!tmp) {
+    if (e) {
         backoff_hit(&shim.hugetlb_wait, HUGETLB_WAIT_MIN_NS, HUGETLB_WAIT_MAX_NS);
-        shim.hugetlb_refusal = reason;
-        return reason;
+        shim.hugetlb_refusal = *reason;
+        return e;
     }
     backoff_clear(&shim.hugetlb_wait);
     table_add_page(&shim.table, idx, cls, BACK_HUGETLB);
     log_debug("huge page %u backed at %p", idx, (void *)table_page_addr(&shim.table, idx));
-    return -1;
+    return 0;
 }
 
 /* ---- the THP tier ------------------------------------------------------------ */
@@ -198,50 +214,55 @@ static void note_thp_fault(uint64_t took_ns)
 
 bool tier_thp_wanted(void) { return shim.thp_usable && shim.opt.backend != BACKEND_HUGETLB; }
 
-intptr_t tier_new_ordinary(void)
+int tier_new_ordinary(uintptr_t *at)
 {
-    bool thp = tier_thp_wanted();
-    intptr_t r = os_map_anon(TABLE_PAGE_SIZE, TABLE_PAGE_SIZE, thp);
-    if (os_failed(r)) /* aligning needs 2 MiB more address space for a moment */
-        r = os_map_anon(TABLE_PAGE_SIZE, OS_PAGE_SIZE, false);
-    return r;
+    int e = os_map_anon(TABLE_PAGE_SIZE, TABLE_PAGE_SIZE, tier_thp_wanted(), at);
+    if (e) /* aligning needs 2 MiB more address space for a moment */
+        e = os_map_anon(TABLE_PAGE_SIZE, OS_PAGE_SIZE, false, at);
+    return e;
 }
 
 /* Ordinary memory, 2 MiB-aligned, marked MADV_HUGEPAGE, so that the kernel
  * maps it with one transparent huge page when it has one. A 1 MiB arena on
  * its own never gets one: a THP needs a whole aligned 2 MiB inside one
  * MADV_HUGEPAGE mapping. Moved into place, as hugetlb pages are, so the
- * range never has a hole. Returns -1, or why not. */
-static int add_thp(uint32_t idx, int cls)
+ * range never has a hole. 0, or -ENOMEM with *reason saying why not. */
+static int add_thp(uint32_t idx, int cls, int *reason)
 {
+    *reason = PYHUGE_FALLBACK_THP;
     if (!tier_thp_wanted())
-        return PYHUGE_FALLBACK_THP;
-    if (backoff_waiting(&shim.thp_wait))
-        return PYHUGE_FALLBACK_BACKOFF;
-    intptr_t tmp = os_map_anon(TABLE_PAGE_SIZE, OS_PAGE_SIZE, false);
-    if (os_failed(tmp))
-        return tmp == -ENOMEM ? PYHUGE_FALLBACK_SPACE : PYHUGE_FALLBACK_THP;
-    if (!place(idx, (uintptr_t)tmp))
-        return refusal_reason() == PYHUGE_FALLBACK_SPACE ? PYHUGE_FALLBACK_SPACE
-                                                         : PYHUGE_FALLBACK_THP;
+        return -ENOMEM;
+    if (backoff_waiting(&shim.thp_wait)) {
+        *reason = PYHUGE_FALLBACK_BACKOFF;
+        return -ENOMEM;
+    }
+    uintptr_t tmp;
+    int e = os_map_anon(TABLE_PAGE_SIZE, OS_PAGE_SIZE, false, &tmp);
+    if (e == 0 && !place(idx, tmp))
+        e = refusal_reason() == PYHUGE_FALLBACK_SPACE ? -ENOMEM : -EAGAIN;
+    if (e) {
+        if (e == -ENOMEM)
+            *reason = PYHUGE_FALLBACK_SPACE;
+        return -ENOMEM;
+    }
     uintptr_t a = table_page_addr(&shim.table, idx);
     os_madvise((void *)a, TABLE_PAGE_SIZE, MADV_HUGEPAGE);
     /* Fault it in now, in one go: one huge page where the kernel has one
      * (with defrag=madvise it may compact memory for it first), 4 KiB pages
      * where it has none; ENOMEM here is a clean fallback. */
     uint64_t t0 = os_now_ns();
-    int e = os_madvise((void *)a, TABLE_PAGE_SIZE, MADV_POPULATE_WRITE);
+    e = os_madvise((void *)a, TABLE_PAGE_SIZE, MADV_POPULATE_WRITE);
     note_thp_fault(os_now_ns() - t0);
     if (e && e != -EINVAL) {
         if (os_reserve(a, TABLE_PAGE_SIZE) != 0) {
             os_munmap((void *)a, TABLE_PAGE_SIZE);
             table_give_to_kernel(&shim.table, idx);
         }
-        return PYHUGE_FALLBACK_THP;
+        return -ENOMEM;
     }
     table_add_page(&shim.table, idx, cls, BACK_THP);
     log_debug("THP page %u backed at %p", idx, (void *)a);
-    return -1;
+    return 0;
 }
 
 /* The reason that says most: address space refused is the root of any
@@ -249,12 +270,11 @@ static int add_thp(uint32_t idx, int cls)
  * reason (a pause, none to be had) only where the pool was not asked. */
 int tier_back_page(uint32_t idx, int cls, int *reason)
 {
-    /* add_hugetlb and add_thp answer -1 when backed, else why not. */
-    int why = add_hugetlb(idx, cls);
-    if (why < 0)
+    int why, thp;
+    if (add_hugetlb(idx, cls, &why) == 0)
         return 0;
-    int thp = shim.table.pages[idx].state == PAGE_FREE ? add_thp(idx, cls) : why;
-    if (thp < 0)
+    thp = why;
+    if (shim.table.pages[idx].state == PAGE_FREE && add_thp(idx, cls, &thp) == 0)
         return 0;
     if (thp == PYHUGE_FALLBACK_SPACE ||
         (thp == PYHUGE_FALLBACK_BACKOFF && why == PYHUGE_FALLBACK_THP))

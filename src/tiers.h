@@ -21,9 +21,9 @@ int tier_back_page(uint32_t idx, int cls, int *reason);
 
 /* A new hugetlb page, 2 MiB, reserved and faulted in (a clean refusal, never
  * a SIGBUS later), mapped where the kernel likes, for the caller to move
- * into the range: its address, or 0 when the pool, PYHUGE_MAX_PAGES or a
+ * into the range: 0, or -ENOMEM when the pool, PYHUGE_MAX_PAGES or a
  * cgroup limit refuses it. */
-uintptr_t tier_new_hugetlb(void);
+int tier_new_hugetlb(uintptr_t *at);
 
 /* A page of ours went back to the pool: worth trying again at once. */
 void tier_page_returned(void);
@@ -39,7 +39,7 @@ bool tier_thp_wanted(void);
 /* 2 MiB of private anonymous memory, 2 MiB-aligned and marked for a
  * transparent huge page unless THP is off or PYHUGE_BACKEND=hugetlb: where
  * a hugetlb page's arenas go when they must leave it (fork). Without the
- * room to align it, any 2 MiB. Not faulted in. The address, or -errno. */
-intptr_t tier_new_ordinary(void);
+ * room to align it, any 2 MiB. Not faulted in. */
+int tier_new_ordinary(uintptr_t *at);
 
 #endif
