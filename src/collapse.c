@@ -50,7 +50,6 @@ static struct {
     bool on;            /* a child with inherited pages to watch */
     bool unsupported;   /* the kernel has no MADV_COLLAPSE (before 6.1) */
     uint32_t cursor;    /* the next page to look at */
-    uint64_t next_ns;   /* no look before then */
     uint32_t collapsed; /* pages collapsed in this process */
     uint8_t done[32768 / 8]; /* bit per page: collapsed, or not to be tried again */
 } c;
@@ -79,9 +78,9 @@ void collapse_child_start(void)
     c.on = false;
     c.cursor = 0;
     c.collapsed = 0;
-    c.next_ns = 0;
     for (uint32_t i = 0; i < shim.table.used && !c.on; i++)
         c.on = watched(i);
+    collapse_due_ns = c.on && !c.unsupported ? 0 : UINT64_MAX;
 }
 
 /* Collapses page i if the child owns nearly all of it. True when it did. */
@@ -111,14 +110,11 @@ static bool try_page(int fd, uint32_t i)
     return true;
 }
 
-void collapse_tick(void)
+uint64_t collapse_due_ns = UINT64_MAX;
+
+void collapse_look(void)
 {
-    if (!c.on || c.unsupported)
-        return;
-    uint64_t now = os_now_ns();
-    if (now < c.next_ns)
-        return;
-    c.next_ns = now + COLLAPSE_INTERVAL_NS;
+    collapse_due_ns = os_now_ns() + COLLAPSE_INTERVAL_NS;
     int fd;
     if (os_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0, &fd) != 0)
         return;
@@ -138,4 +134,6 @@ void collapse_tick(void)
     for (uint32_t i = 0; i < shim.table.used && !left; i++)
         left = watched(i);
     c.on = left && !c.unsupported;
+    if (!c.on)
+        collapse_due_ns = UINT64_MAX;
 }

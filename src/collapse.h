@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "os.h"
+
 /* 4 KiB pieces of a 2 MiB page, of 512, that must be the child's own copy
  * already before the page is collapsed: the rest (at most 1/16, 128 KiB)
  * is what the collapse costs in memory. */
@@ -17,10 +19,22 @@
  * (retired: they take no new arenas) are watched from now on. */
 void collapse_child_start(void);
 
-/* On the arena path, under the shim's lock: at most every
- * COLLAPSE_INTERVAL_NS, looks at a few watched pages and collapses those
- * the child has mostly copied. */
-void collapse_tick(void);
+/* When the next look is due: UINT64_MAX while no page is watched (in a
+ * parent, or a child with none left). Written by collapse.c only, under
+ * the shim's lock. */
+extern uint64_t collapse_due_ns;
+
+/* Looks at a few watched pages and collapses those the child has mostly
+ * copied; the next look COLLAPSE_INTERVAL_NS later. */
+void collapse_look(void);
+
+/* On the arena path, under the shim's lock: a look when one is due.
+ * Inline: outside a forked child, a compare. */
+static inline void collapse_tick(void)
+{
+    if (collapse_due_ns != UINT64_MAX && os_now_ns() >= collapse_due_ns)
+        collapse_look();
+}
 
 /* Pure: whether a page whose pagemap entries are `e` (512 of them) is
  * worth collapsing: COLLAPSE_MIN_PRIVATE of them present and exclusive. */

@@ -139,28 +139,25 @@ static int find_object(struct dl_phdr_info *info, size_t size, void *data)
 
 /* A try-lock: a signal handler landing here on the same thread must not
  * spin forever; the site is then simply learnt on a later call. */
-static void add_site(uintptr_t object, uintptr_t lo, uintptr_t hi, uintptr_t text_lo,
+static bool add_site(uintptr_t object, uintptr_t lo, uintptr_t hi, uintptr_t text_lo,
                      uintptr_t text_hi)
 {
     if (__atomic_exchange_n(&sites_lock, 1, __ATOMIC_ACQUIRE))
-        return;
+        return false;
     unsigned n = __atomic_load_n(&nsites, __ATOMIC_RELAXED);
-    if (n < MAX_SITES && !object_known(object)) {
+    bool added = n < MAX_SITES && !object_known(object);
+    if (added) {
         sites[n] = (struct site){
             .object = object, .lo = lo, .hi = hi, .text_lo = text_lo, .text_hi = text_hi};
         __atomic_store_n(&nsites, n + 1, __ATOMIC_RELEASE);
     }
     __atomic_store_n(&sites_lock, 0, __ATOMIC_RELEASE);
+    return added;
 }
 
-/* Set when the arena function is first recognised, taken once by
- * cpython_newly_found (the shim reacts outside this room). */
-static int found_pending;
-
-bool cpython_newly_found(void) { return __atomic_exchange_n(&found_pending, 0, __ATOMIC_ACQ_REL); }
-
-enum cpython_call cpython_classify(uintptr_t ret, long *offset)
+enum cpython_call cpython_classify(uintptr_t ret, long *offset, bool *found_now)
 {
+    *found_now = false;
     enum cpython_call c = in_known_site(ret, offset);
     if (c != CPYTHON_NOT)
         return c;
@@ -189,10 +186,9 @@ enum cpython_call cpython_classify(uintptr_t ret, long *offset)
             window = 0;
         if (window < CPYTHON_CALLSITE_WINDOW)
             window = CPYTHON_CALLSITE_WINDOW;
-        add_site(q.object, fn, fn + window, q.text_lo, q.text_hi);
+        *found_now = add_site(q.object, fn, fn + window, q.text_lo, q.text_hi);
         log_info("CPython found in %s; arena allocator at %p (%zu bytes accepted), this call site "
                  "at offset %ld", q.name, (void *)fn, window, (long)(ret - fn));
-        __atomic_store_n(&found_pending, 1, __ATOMIC_RELEASE);
     } else {
         /* An embedder installed its own arena allocator: CPython's own
          * mmaps are not arenas then. Remember the object, accept nothing. */

@@ -38,12 +38,11 @@ enum cpython_call {
 };
 
 /* Where a call returning to `ret` comes from; for CPYTHON_ELSEWHERE,
- * *offset is ret's distance from the start of the arena function. */
-enum cpython_call cpython_classify(uintptr_t ret, long *offset);
-
-/* True once, after a cpython_classify call first recognised CPython's
- * arena function: the moment a process is known to be CPython. */
-bool cpython_newly_found(void);
+ * *offset is ret's distance from the start of the arena function.
+ * *found_now is set in the one call that first recognised CPython's arena
+ * function: the moment a process is known to be CPython (the shim reacts
+ * outside this room). */
+enum cpython_call cpython_classify(uintptr_t ret, long *offset, bool *found_now);
 
 /* True when a loaded object exports PyObject_GetArenaAllocator (CPython
  * 3.4 or later). Otherwise false, with buf saying what there is instead:

@@ -66,7 +66,6 @@ static struct {
     int error;              /* why memory could not be had, for the child's message */
     uintptr_t *shadow;      /* by page index: its shadow, or 0 (mapped at the first need) */
     uint32_t shadows;       /* how many are mapped */
-    uint64_t shadowed_ns;   /* when a fork last used them */
 } plan;
 
 /* Per thread: a fork from a signal handler on another thread is another
@@ -224,15 +223,16 @@ static void update_shadows(void)
         move_copy_live(table_page(&shim.table, i), r);
         made++;
     }
-    plan.shadowed_ns = os_now_ns();
+    fork_shadows_stale_ns = plan.shadows ? os_now_ns() + SHADOW_KEEP_NS : UINT64_MAX;
     log_debug("fork: %u shadows of huge pages made, %u brought up to date", made, kept);
 }
 
-void fork_forget_stale_shadows(void)
+uint64_t fork_shadows_stale_ns = UINT64_MAX;
+
+void fork_drop_stale_shadows(void)
 {
-    if (plan.shadows && os_now_ns() - plan.shadowed_ns > SHADOW_KEEP_NS)
-        drop_all_shadows();
-    collapse_tick();
+    drop_all_shadows();
+    fork_shadows_stale_ns = UINT64_MAX;
 }
 
 static void fork_prepare(void)

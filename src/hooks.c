@@ -43,18 +43,19 @@
 
 /* pymalloc's request, every CPython 3.4-3.14: mmap(NULL, ARENA_SIZE,
  * PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0). */
-static inline int arena_shaped(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+static inline bool arena_shaped(void *addr, size_t len, int prot, int flags, int fd, off_t off,
+                                int *cls)
 {
     return addr == NULL && prot == (PROT_READ | PROT_WRITE) &&
            flags == (MAP_PRIVATE | MAP_ANONYMOUS) && fd == -1 && off == 0 &&
-           table_class_of(len) >= 0;
+           table_class_of(len, cls);
 }
 
 /* CPython 3.15's --with-pymalloc-hugepages build, first try: the same
  * call with MAP_HUGETLB (the default huge page size, or 2 MiB by name) for
  * a whole 2 MiB arena. */
-static inline int hugetlb_arena_shaped(void *addr, size_t len, int prot, int flags, int fd,
-                                       off_t off)
+static inline bool hugetlb_arena_shaped(void *addr, size_t len, int prot, int flags, int fd,
+                                        off_t off)
 {
     unsigned size_bits = ((unsigned)flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
     int rest = (int)((unsigned)flags & ~((unsigned)MAP_HUGE_MASK << MAP_HUGE_SHIFT));
@@ -66,7 +67,7 @@ static inline int hugetlb_arena_shaped(void *addr, size_t len, int prot, int fla
 /* MAP_FIXED replaces whatever is there; MAP_FIXED_NOREPLACE never does (it
  * fails with EEXIST over any mapping, and the range is all mapped), so it
  * goes to the kernel as it is. */
-static inline int replaces(int flags)
+static inline bool replaces(int flags)
 {
     return (flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE);
 }
@@ -74,8 +75,9 @@ static inline int replaces(int flags)
 static inline void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off,
                             uintptr_t ret, void *(*next)(void *, size_t, int, int, int, off_t))
 {
-    if (arena_shaped(addr, len, prot, flags, fd, off)) {
-        void *p = shim_arena_mmap(len, ret);
+    int cls;
+    if (arena_shaped(addr, len, prot, flags, fd, off, &cls)) {
+        void *p = shim_arena_mmap(len, cls, ret);
         if (p)
             return p;
     } else if (hugetlb_arena_shaped(addr, len, prot, flags, fd, off)) {

@@ -9,13 +9,11 @@
 
 #include "os.h"
 
-static int current_level = LOG_WARN;
+int log_current_level = LOG_WARN;
 static unsigned printed[2];  /* warnings; level 1 */
 static unsigned dropped[2];
 
-void log_set_level(int level) { __atomic_store_n(&current_level, level, __ATOMIC_RELAXED); }
-
-static int log_level(void) { return __atomic_load_n(&current_level, __ATOMIC_RELAXED); }
+void log_set_level(int level) { __atomic_store_n(&log_current_level, level, __ATOMIC_RELAXED); }
 
 void log_prefix(struct fmt *f)
 {
@@ -102,7 +100,7 @@ __attribute__((format(printf, 3, 0))) static void write_line(bool may_keep, cons
 
 void log_msg(enum log_level level, const char *format, ...)
 {
-    if ((int)level > log_level())
+    if (!log_on(level))
         return;
     if (level <= LOG_INFO) {
         unsigned k = level == LOG_WARN ? 0 : 1;

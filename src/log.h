@@ -32,10 +32,20 @@ enum log_level { LOG_WARN = 0, LOG_INFO = 1, LOG_DEBUG = 2, LOG_TRACE = 3 };
 void log_set_level(int level);
 void log_msg(enum log_level level, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
+/* PYHUGE_VERBOSE's level: written by log_set_level only, read inline so
+ * that a message below it costs a compare, not a call, on the arena paths. */
+extern int log_current_level;
+
+static inline bool log_on(enum log_level level)
+{
+    return (int)level <= __atomic_load_n(&log_current_level, __ATOMIC_RELAXED);
+}
+
+#define log_at(level, ...) (log_on(level) ? log_msg(level, __VA_ARGS__) : (void)0)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
-#define log_trace(...) log_msg(LOG_TRACE, __VA_ARGS__)
+#define log_info(...) log_at(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_at(LOG_DEBUG, __VA_ARGS__)
+#define log_trace(...) log_at(LOG_TRACE, __VA_ARGS__)
 
 /* A warning the process stops after: never capped. */
 void log_fatal(const char *format, ...) __attribute__((format(printf, 1, 2)));

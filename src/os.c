@@ -39,11 +39,11 @@ static long raw(long nr, long a, long b, long c, long d, long e, long f)
 #define SYS3(nr, a, b, c) SYS6(nr, a, b, c, 0, 0, 0)
 
 /* A system call's answer split into os.h's convention: 0 and the value in
- * *out, or the negative errno (the kernel's value or -errno, where no
- * valid address, descriptor or count is negative). */
+ * *out, or the negative errno (the kernel's own split: -4095..-1 are
+ * errors, as its IS_ERR_VALUE says). */
 static int answer(long r, uintptr_t *out)
 {
-    if (r < 0)
+    if (r < 0 && r >= -4095)
         return (int)r;
     *out = (uintptr_t)r;
     return 0;
@@ -391,15 +391,6 @@ void os_restore_signals(const sigset_t *old)
 _Noreturn void os_abort(void) { abort(); }
 
 int os_getpid(void) { return (int)SYS3(SYS_getpid, 0, 0, 0); }
-
-uint64_t os_now_ns(void)
-{
-    struct timespec ts;
-    /* vDSO: no system call, no allocation. */
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 uint64_t os_wall_s(void)
 {

@@ -92,29 +92,7 @@ void report_start(bool enabled)
     shim.st.enabled = enabled;
 }
 
-void report_arena_request(size_t len)
-{
-    /* The arena allocator also serves 3.11+'s frame stack chunks (16 KiB
-     * and up, never above an arena): the arena size is the largest seen. */
-    if (len > shim.st.arena_size)
-        shim.st.arena_size = len;
-}
-
-void report_arena_served(bool thp)
-{
-    if (thp)
-        shim.st.arenas_thp++;
-    else
-        shim.st.arenas_huge++;
-}
-
-void report_arena_unseen(void) { shim.st.arenas_unseen++; }
-
-void report_page_demoted(void) { shim.st.pages_demoted++; }
-
-void report_page_forked(void) { shim.st.pages_forked++; }
-
-void report_fallback(int reason)
+static void fallback(int reason)
 {
     shim.st.arenas_fallback++;
     shim.st.fallbacks[reason]++;
@@ -124,6 +102,27 @@ void report_fallback(int reason)
     else
         log_trace("arena to ordinary pages: %s", reason_names[reason]);
 }
+
+void report_arena(size_t len, enum arena_fate fate, int reason)
+{
+    /* The arena allocator also serves 3.11+'s frame stack chunks (16 KiB
+     * and up, never above an arena): the arena size is the largest seen. */
+    if (len > shim.st.arena_size)
+        shim.st.arena_size = len;
+    if (fate == ARENA_ON_HUGETLB)
+        shim.st.arenas_huge++;
+    else if (fate == ARENA_ON_THP)
+        shim.st.arenas_thp++;
+    else if (fate == ARENA_FELL_BACK)
+        fallback(reason);
+    report_sync();
+}
+
+void report_arena_unseen(void) { shim.st.arenas_unseen++; }
+
+void report_page_demoted(void) { shim.st.pages_demoted++; }
+
+void report_page_forked(void) { shim.st.pages_forked++; }
 
 void report_read(struct pyhuge_stats *out)
 {

@@ -21,18 +21,27 @@ void report_publish_page(void);
  * is shared with it). */
 void report_child(void);
 
-/* The counters' writers: each one counts one event (under the lock, but
- * report_start, which runs once before any arena). */
+/* What became of an arena request. */
+enum arena_fate {
+    ARENA_ON_HUGETLB,  /* a slot of a hugetlb page */
+    ARENA_ON_THP,      /* a slot of a THP-tier page */
+    ARENA_FELL_BACK,   /* ordinary pages, for a reason (enum pyhuge_fallback) */
+    ARENA_ASKED_AGAIN, /* not served, and CPython asks again at once (3.15's MAP_HUGETLB
+                          first try): its fallback is counted at that call */
+};
+
+/* One arena request of len bytes from CPython's arena function and its
+ * fate (reason: why it fell back), then the stats synced. A fallback is
+ * said once per reason at PYHUGE_VERBOSE=1, every time at 3. The arena
+ * size is the largest request. */
+void report_arena(size_t len, enum arena_fate fate, int reason);
+
+/* The counters' other writers: each one counts one event (under the lock,
+ * but report_start, which runs once before any arena). */
 void report_start(bool enabled);
-void report_arena_request(size_t len); /* the arena size is the largest request */
-void report_arena_served(bool thp);    /* on a hugetlb page, or a THP-tier page */
 void report_arena_unseen(void);        /* CPython's code, outside the arena function */
 void report_page_demoted(void);        /* given to the kernel as ordinary pages */
 void report_page_forked(void);         /* moved to ordinary memory before a fork */
-
-/* An arena went to ordinary pages for `reason`: counted; said once per
- * reason at PYHUGE_VERBOSE=1, every time at 3. */
-void report_fallback(int reason);
 
 /* "pool", "fault", ...: a fallback reason's name in the stats line and the
  * metrics. */

@@ -6,12 +6,14 @@
 #include "shim.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <link.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "collapse.h"
 #include "cpython.h"
 #include "fork.h"
 #include "heap.h"
@@ -182,20 +184,20 @@ static bool setup_once(void)
 }
 
 /* A slot for an arena of class cls: from a mapped page, else from a new
- * one. Returns it, or 0 with *reason set. */
-static uintptr_t take_slot(int cls, bool *must_zero, int *reason)
+ * one. 0, or -ENOMEM with *reason set. */
+static int take_slot(int cls, struct slot *s, int *reason)
 {
-    uintptr_t a = table_take_slot(&shim.table, cls, must_zero);
-    if (a)
-        return a;
+    if (table_take_slot(&shim.table, cls, s))
+        return 0;
     uint32_t idx;
     if (range_claim_page(&idx) != 0) {
         *reason = PYHUGE_FALLBACK_SPACE;
-        return 0;
+        return -ENOMEM;
     }
     if (tier_back_page(idx, cls, reason) != 0)
-        return 0;
-    return table_take_slot(&shim.table, cls, must_zero);
+        return -ENOMEM;
+    table_take_slot(&shim.table, cls, s); /* a new page: always room */
+    return 0;
 }
 
 /* An arena-shaped request from CPython's own code outside its arena
@@ -217,58 +219,71 @@ static void count_unseen(size_t len, long offset)
 /* hugetlb: the request is CPython 3.15's MAP_HUGETLB first try (its
  * --with-pymalloc-hugepages build), which CPython follows with the plain
  * call when it fails: a fallback is counted at that call, not twice. */
-static void *arena_mmap(size_t len, uintptr_t ret, bool hugetlb)
+static void *arena_mmap(size_t len, int cls, uintptr_t ret, bool hugetlb, enum cpython_call *who)
 {
-    if (in_shim || !shim_ready())
+    /* CPython first recognised where the shim cannot act on it (a signal
+     * handler that landed inside the shim): acted on at the next arena. */
+    static int found_pending;
+    *who = CPYTHON_NOT;
+    if (!shim_ready())
         return NULL;
     long offset = 0;
-    enum cpython_call who = cpython_classify(ret, &offset);
-    if (cpython_newly_found())
-        shim_cpython_found();
-    if (who == CPYTHON_ELSEWHERE && !hugetlb)
-        count_unseen(len, offset);
-    if (who != CPYTHON_ARENA)
+    bool found_now;
+    *who = cpython_classify(ret, &offset, &found_now);
+    if (in_shim) {
+        if (found_now)
+            __atomic_store_n(&found_pending, 1, __ATOMIC_RELAXED);
         return NULL;
-    int cls = table_class_of(len);
-    uintptr_t a = 0;
-    bool must_zero = false;
+    }
+    if (found_now || __atomic_exchange_n(&found_pending, 0, __ATOMIC_RELAXED))
+        shim_cpython_found();
+    if (*who == CPYTHON_ELSEWHERE && !hugetlb)
+        count_unseen(len, offset);
+    if (*who != CPYTHON_ARENA)
+        return NULL;
+    struct slot s = {0};
     int reason = PYHUGE_FALLBACK_SPACE;
+    int e = -ENOMEM;
 
     shim_lock();
-    report_arena_request(len);
     if (setup_once()) {
         fork_forget_stale_shadows();
-        a = take_slot(cls, &must_zero, &reason);
+        collapse_tick();
+        e = take_slot(cls, &s, &reason);
     }
-    uint32_t idx;
-    if (a)
-        report_arena_served(table_lookup(&shim.table, a, &idx) &&
-                            shim.table.pages[idx].state == PAGE_THP);
-    else if (!hugetlb)
-        report_fallback(reason);
-    if (a)
+    enum arena_fate fate = e == 0 ? (s.backing == BACK_THP ? ARENA_ON_THP : ARENA_ON_HUGETLB)
+                           : hugetlb ? ARENA_ASKED_AGAIN
+                                     : ARENA_FELL_BACK;
+    report_arena(len, fate, reason);
+    if (e == 0)
         heap_arena_served(len);
-    report_sync();
     shim_unlock();
 
-    if (!a)
+    if (e)
         return NULL;
     /* mmap's contract is zero-filled memory; a reused slot is not. */
-    if (must_zero)
-        memset((void *)a, 0, len);
-    log_trace("arena %p, %zu KiB%s", (void *)a, len >> 10, hugetlb ? " (asked for MAP_HUGETLB)" : "");
-    return (void *)a;
+    if (s.must_zero)
+        memset((void *)s.addr, 0, len);
+    log_trace("arena %p, %zu KiB%s", (void *)s.addr, len >> 10,
+              hugetlb ? " (asked for MAP_HUGETLB)" : "");
+    return (void *)s.addr;
 }
 
-void *shim_arena_mmap(size_t len, uintptr_t ret) { return arena_mmap(len, ret, false); }
+void *shim_arena_mmap(size_t len, int cls, uintptr_t ret)
+{
+    enum cpython_call who;
+    return arena_mmap(len, cls, ret, false, &who);
+}
 
 void *shim_arena_mmap_hugetlb(size_t len, uintptr_t ret, bool *refuse)
 {
-    void *p = arena_mmap(len, ret, true);
+    int cls;
+    enum cpython_call who = CPYTHON_NOT;
+    void *p = table_class_of(len, &cls) ? arena_mmap(len, cls, ret, true, &who) : NULL;
     /* Any hugetlb request from CPython's code that we do not serve fails:
      * a private hugetlb mapping of its own would be shared with a child at
      * fork, and kill it with SIGBUS once the pool runs dry. */
-    *refuse = !p && shim_ready() && cpython_classify(ret, &(long){0}) != CPYTHON_NOT;
+    *refuse = !p && who != CPYTHON_NOT;
     return p;
 }
 

@@ -19,11 +19,12 @@ void shim_constructor(void);
 void shim_destructor(void);
 
 
-/* An arena-shaped mmap (NULL, RW, private anonymous, fd -1, offset 0, a
- * known arena size) whose call returns to `ret`. Returns the arena, or NULL
- * when the caller must pass the call on (not CPython's, shim off, or no huge
- * page to be had: the fallback is then counted). Never touches errno. */
-void *shim_arena_mmap(size_t len, uintptr_t ret);
+/* An arena-shaped mmap (NULL, RW, private anonymous, fd -1, offset 0, an
+ * arena size, of class cls: table_class_of) whose call returns to `ret`.
+ * Returns the arena, or NULL when the caller must pass the call on (not
+ * CPython's, shim off, or no huge page to be had: the fallback is then
+ * counted). Never touches errno. */
+void *shim_arena_mmap(size_t len, int cls, uintptr_t ret);
 
 /* CPython 3.15's huge-page build asks for each 2 MiB arena with
  * mmap(NULL, 2 MiB, PROT_READ|PROT_WRITE,

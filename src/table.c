@@ -5,16 +5,8 @@
  */
 #include "table.h"
 
-static const uint8_t class_shift[TABLE_CLASSES] = {18, 20, 21};
+static const uint8_t class_shift[TABLE_CLASSES] = TABLE_CLASS_SHIFTS;
 _Static_assert(TABLE_CLASSES == 3, "TABLE_EMPTY sets one partial list head per class");
-
-int table_class_of(size_t size)
-{
-    for (int c = 0; c < TABLE_CLASSES; c++)
-        if (size == (size_t)1 << class_shift[c])
-            return c;
-    return -1;
-}
 
 static inline uint8_t full_mask(const struct page *p) { return (uint8_t)((1u << page_slots(p)) - 1); }
 
@@ -229,26 +221,28 @@ void table_rebacked(struct table *t, uint32_t idx, enum backing b)
     p->dirty = p->live;
 }
 
-static uintptr_t take_from(struct table *t, uint32_t idx, bool *must_zero)
+static bool take_from(struct table *t, uint32_t idx, struct slot *s)
 {
     struct page *p = &t->pages[idx];
     unsigned slot = (unsigned)__builtin_ctz((unsigned)(~p->live & full_mask(p)));
     uint8_t bit = (uint8_t)(1u << slot);
-    *must_zero = (p->dirty & bit) != 0;
+    s->must_zero = (p->dirty & bit) != 0;
+    s->backing = page_backing(p);
     p->live |= bit;
     p->dirty |= bit;
-    t->live[page_backing(p)]++;
+    t->live[s->backing]++;
     if (p->live == full_mask(p))
         list_remove(t, idx);
-    return table_page_addr(t, idx) + ((uintptr_t)slot << p->shift);
+    s->addr = table_page_addr(t, idx) + ((uintptr_t)slot << p->shift);
+    return true;
 }
 
-uintptr_t table_take_slot(struct table *t, int cls, bool *must_zero)
+bool table_take_slot(struct table *t, int cls, struct slot *s)
 {
     if (t->partial[cls] >= 0)
-        return take_from(t, (uint32_t)t->partial[cls], must_zero);
+        return take_from(t, (uint32_t)t->partial[cls], s);
     if (t->cache_head < 0)
-        return 0;
+        return false;
     uint32_t idx = (uint32_t)t->cache_head;
     struct page *p = &t->pages[idx];
     list_remove(t, idx);
@@ -260,7 +254,7 @@ uintptr_t table_take_slot(struct table *t, int cls, bool *must_zero)
             p->dirty = full_mask(p);
     }
     list_push(t, idx, LIST_PARTIAL);
-    return take_from(t, idx, must_zero);
+    return take_from(t, idx, s);
 }
 
 enum release table_release(struct table *t, uintptr_t addr, size_t len, struct page_ref *r)

@@ -133,8 +133,22 @@ struct table {
  * (a process that never makes an arena keeps it so), safe to read. */
 #define TABLE_EMPTY {.free_head = -1, .cache_head = -1, .partial = {-1, -1, -1}}
 
-/* Returns the class of an arena size, or -1 for any other size. */
-int table_class_of(size_t size);
+/* The arena sizes of the classes, as shifts. */
+#define TABLE_CLASS_SHIFTS {18, 20, 21}
+
+/* True, with its class in *cls, for an arena size; false for any other
+ * size. Inline: every mmap of the right shape asks. */
+static inline bool table_class_of(size_t size, int *cls)
+{
+    static const uint8_t shifts[TABLE_CLASSES] = TABLE_CLASS_SHIFTS;
+    for (int c = 0; c < TABLE_CLASSES; c++) {
+        if (size == (size_t)1 << shifts[c]) {
+            *cls = c;
+            return true;
+        }
+    }
+    return false;
+}
 
 /* An empty table: no extents yet, room for max_pages pages in `pages`
  * (whose memory may be untouched zeroes). */
@@ -177,10 +191,17 @@ static inline enum page_state table_state(const struct table *t, struct page_ref
     return r.idx < t->used ? (enum page_state)r.p->state : PAGE_FREE;
 }
 
+/* A slot handed out for an arena. */
+struct slot {
+    uintptr_t addr;
+    bool must_zero;       /* it may hold old data */
+    enum backing backing; /* what its page is */
+};
+
 /* Hands out a free slot of class cls from a serving page that is already
- * mapped (partly used first, then cached). Sets *must_zero when the slot
- * may hold old data. Returns 0 when no mapped page has room. */
-uintptr_t table_take_slot(struct table *t, int cls, bool *must_zero);
+ * mapped (partly used first, then cached); false when no mapped page has
+ * room. */
+bool table_take_slot(struct table *t, int cls, struct slot *s);
 
 /* Takes a FREE page for the caller to back, its index in *idx; false when
  * every page of every extent is taken. The page stays FREE (and off every

@@ -35,7 +35,8 @@ static void count(long *c) { __atomic_add_fetch(c, 1, __ATOMIC_RELAXED); }
 /* What the interposed mmap does for an arena request from CPython. */
 static unsigned char *arena_alloc(int *huge)
 {
-    void *p = shim_arena_mmap(ARENA, arena_site);
+    int cls;
+    void *p = table_class_of(ARENA, &cls) ? shim_arena_mmap(ARENA, cls, arena_site) : NULL;
     *huge = p != NULL;
     if (!p)
         p = os_next_mmap(NULL, ARENA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

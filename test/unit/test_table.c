@@ -43,29 +43,37 @@ static enum release release(uintptr_t a, size_t len, uint32_t *idx)
 /* What the shim does for an arena: a slot from a mapped page, else a new page. */
 static uintptr_t take(int cls, bool *must_zero)
 {
-    uintptr_t a = table_take_slot(&t, cls, must_zero);
-    if (a) {
+    struct slot s;
+    if (table_take_slot(&t, cls, &s)) {
         check();
-        return a;
+        *must_zero = s.must_zero;
+        return s.addr;
     }
     uint32_t idx;
     cr_assert(table_claim_free(&t, &idx), "the range has room");
     check();
     table_add_page(&t, idx, cls, BACK_HUGETLB);
     check();
-    a = table_take_slot(&t, cls, must_zero);
+    cr_assert(table_take_slot(&t, cls, &s), "a new page has room");
+    cr_expect_eq(s.backing, BACK_HUGETLB);
     check();
-    return a;
+    *must_zero = s.must_zero;
+    return s.addr;
 }
 
 Test(side_table, knows_only_arena_sizes)
 {
-    cr_expect_eq(table_class_of(256 * KiB), 0);
-    cr_expect_eq(table_class_of(MiB), 1);
-    cr_expect_eq(table_class_of(2 * MiB), 2);
-    cr_expect_eq(table_class_of(512 * KiB), -1);
-    cr_expect_eq(table_class_of(MiB + 4096), -1);
-    cr_expect_eq(table_class_of(0), -1);
+    int cls = -7;
+    cr_expect(table_class_of(256 * KiB, &cls));
+    cr_expect_eq(cls, 0);
+    cr_expect(table_class_of(MiB, &cls));
+    cr_expect_eq(cls, 1);
+    cr_expect(table_class_of(2 * MiB, &cls));
+    cr_expect_eq(cls, 2);
+    cr_expect_not(table_class_of(512 * KiB, &cls));
+    cr_expect_not(table_class_of(MiB + 4096, &cls));
+    cr_expect_not(table_class_of(0, &cls));
+    cr_expect_eq(cls, 2, "left alone when the size is no arena size");
 }
 
 Test(side_table, packs_two_1mib_arenas_per_huge_page)
@@ -173,8 +181,10 @@ Test(side_table, cached_page_changes_arena_size_and_stays_dirty, .init = NULL)
     uintptr_t s = take(0, &z);
     cr_expect_eq(s, BASE);
     cr_expect(z, "256 KiB slot inside an old 1 MiB arena");
-    cr_expect_eq(table_take_slot(&t, 0, &z), BASE + 256 * KiB);
-    cr_expect(z);
+    struct slot next;
+    cr_assert(table_take_slot(&t, 0, &next));
+    cr_expect_eq(next.addr, BASE + 256 * KiB);
+    cr_expect(next.must_zero);
 }
 
 Test(side_table, evicts_cached_pages, .init = NULL)
