@@ -214,6 +214,10 @@ static void update_shadows(void)
         int e = tier_new_ordinary(&r);
         if (e) {
             plan.error = -e;
+            /* The shadows made so far go at the next arena, unless a fork
+             * uses them first. */
+            if (plan.shadows && fork_shadows_stale_ns == UINT64_MAX)
+                fork_shadows_stale_ns = 0;
             log_warn("fork: no memory for a copy of the arenas on huge page %u (errno %d: "
                      "RLIMIT_AS, or out of memory); the child will stop", i, plan.error);
             return;

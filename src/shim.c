@@ -225,7 +225,9 @@ static void *arena_mmap(size_t len, int cls, uintptr_t ret, bool hugetlb, enum c
      * handler that landed inside the shim): acted on at the next arena. */
     static int found_pending;
     *who = CPYTHON_NOT;
-    if (!shim_ready())
+    /* Inside the shim (a signal handler that landed there), only a
+     * MAP_HUGETLB request is classified: it is refused if CPython's. */
+    if (!shim_ready() || (in_shim && !hugetlb))
         return NULL;
     long offset = 0;
     bool found_now;

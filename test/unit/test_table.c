@@ -196,7 +196,7 @@ Test(side_table, evicts_cached_pages, .init = NULL)
     cr_expect_eq(release(a, 2 * MiB, &idx), RELEASE_KEPT);
     uint32_t evicted = 99;
     cr_expect_not(table_evict_cached(&t, true, BACK_THP, &evicted), "only pages of one backing");
-    cr_expect(table_evict_cached(&t, true, BACK_HUGETLB, &evicted));
+    cr_assert(table_evict_cached(&t, true, BACK_HUGETLB, &evicted));
     cr_expect_eq(evicted, 0);
     cr_expect_not(table_evict_cached(&t, false, BACK_HUGETLB, &evicted), "the cache is empty");
     cr_expect_eq(t.held[BACK_HUGETLB], 0);
@@ -240,7 +240,7 @@ Test(side_table, page_given_to_the_kernel_is_never_handed_out_again)
     table_give_to_kernel(&t, 3);
     uint32_t idx;
     for (int i = 0; i < NPAGES - 1; i++) {
-        cr_expect(table_claim_free(&t, &idx));
+        cr_assert(table_claim_free(&t, &idx));
         cr_expect_neq(idx, 3);
     }
     cr_expect_not(table_claim_free(&t, &idx));
@@ -282,7 +282,7 @@ Test(extents, number_pages_on_across_extents)
     cr_expect_eq(table_page_addr(&t, 3), BASE + 6 * MiB);
     cr_expect_not(table_lookup(&t, BASE + 8 * MiB, &idx), "between the extents");
     for (uint32_t i = 0; i < 8; i++) {
-        cr_expect(table_claim_free(&t, &idx));
+        cr_assert(table_claim_free(&t, &idx));
         cr_expect_eq(idx, i);
     }
     cr_expect_not(table_claim_free(&t, &idx), "every page of both extents taken");
