@@ -20,11 +20,6 @@
 #include "state.h"
 #include "table.h"
 
-#ifndef PR_SET_VMA
-#define PR_SET_VMA 0x53564d41
-#define PR_SET_VMA_ANON_NAME 0
-#endif
-
 /* What an advice does to plain private anonymous memory (mm/madvise.c),
  * and so what it takes to give the same on a whole arena of ours. */
 enum kind {

@@ -32,10 +32,6 @@
 #include "os.h"
 #include "state.h"
 
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
-#endif
-
 /* A collapse takes 2 to 13 ms on this VM (a fresh huge page from the host,
  * FACTS.md): one per interval at most, on the arena path. */
 #define COLLAPSE_INTERVAL_NS 10000000ull /* 10 ms */

@@ -30,17 +30,6 @@
 
 #define PYHUGE_HOOK __attribute__((visibility("default")))
 
-#ifndef MAP_HUGE_SHIFT
-#define MAP_HUGE_SHIFT 26
-#define MAP_HUGE_MASK 0x3f
-#endif
-#ifndef PR_SET_VMA
-#define PR_SET_VMA 0x53564d41
-#endif
-#ifndef PR_SET_VMA_ANON_NAME
-#define PR_SET_VMA_ANON_NAME 0
-#endif
-
 /* pymalloc's request, every CPython 3.4-3.14: mmap(NULL, ARENA_SIZE,
  * PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0). */
 static inline bool arena_shaped(void *addr, size_t len, int prot, int flags, int fd, off_t off,

@@ -163,14 +163,17 @@ bool os_page_exists_at(uintptr_t addr)
     return at == addr;
 }
 
-int os_fd_flags(int fd, int *flags)
+/* answer() for a result that is an int: a descriptor, flags. */
+static int answer_int(long r, int *out)
 {
     uintptr_t v;
-    int e = answer(SYS3(SYS_fcntl, fd, F_GETFL, 0), &v);
+    int e = answer(r, &v);
     if (e == 0)
-        *flags = (int)v;
+        *out = (int)v;
     return e;
 }
+
+int os_fd_flags(int fd, int *flags) { return answer_int(SYS3(SYS_fcntl, fd, F_GETFL, 0), flags); }
 
 bool os_is_mapped(uintptr_t addr, size_t len)
 {
@@ -185,31 +188,17 @@ bool os_is_mapped(uintptr_t addr, size_t len)
 
 void os_name_range(void *addr, size_t len, const char *name)
 {
-#ifndef PR_SET_VMA
-#define PR_SET_VMA 0x53564d41
-#define PR_SET_VMA_ANON_NAME 0
-#endif
     SYS6(SYS_prctl, PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, len, name, 0);
-}
-
-/* A new descriptor from the kernel's answer into *fd. */
-static int descriptor(long r, int *fd)
-{
-    uintptr_t v;
-    int e = answer(r, &v);
-    if (e == 0)
-        *fd = (int)v;
-    return e;
 }
 
 int os_open(const char *path, int flags, int mode, int *fd)
 {
-    return descriptor(SYS6(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode, 0, 0), fd);
+    return answer_int(SYS6(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode, 0, 0), fd);
 }
 
 int os_memfd(const char *name, int *fd)
 {
-    return descriptor(SYS3(SYS_memfd_create, name, MFD_CLOEXEC, 0), fd);
+    return answer_int(SYS3(SYS_memfd_create, name, MFD_CLOEXEC, 0), fd);
 }
 
 int os_map_memfd(const char *name, size_t len, uintptr_t *at)

@@ -16,13 +16,6 @@
 #include "move.h"
 #include "state.h"
 
-#ifndef MAP_HUGE_2MB
-#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
 /* After the kernel refuses a huge page, the next try waits 1 ms, doubling
  * up to 1 s; a page we give back to the pool ends the wait. */
 #define HUGETLB_WAIT_MIN_NS 1000000ull

@@ -9,16 +9,9 @@ import resource
 import sys
 
 
-def meminfo(key):
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def rollup(key):
-    with open("/proc/self/smaps_rollup") as f:
+def kib(path, key):
+    """The number after "key:" in a /proc file of key: value lines; 0 if absent."""
+    with open(path) as f:
         for line in f:
             if line.startswith(key + ":"):
                 return int(line.split()[1])
@@ -33,12 +26,12 @@ def main():
     for _ in range(max(1, mib * 2 // 5)):
         heap.append([(i, "s%d" % i) for i in range(20000)])
     expected = sum(t[0] for chunk in heap for t in chunk)
-    with open("/proc/self/status") as f:
-        huge = [int(l.split()[1]) for l in f if l.startswith("HugetlbPages:")]
     print("heap chunks=%d thp_kb=%d hugetlb_kb=%d minflt=%d pool_free=%d" % (
-        len(heap), rollup("AnonHugePages"), huge[0] if huge else 0,
+        len(heap), kib("/proc/self/smaps_rollup", "AnonHugePages"),
+        kib("/proc/self/status", "HugetlbPages"),
         resource.getrusage(resource.RUSAGE_SELF).ru_minflt,
-        meminfo("HugePages_Free") - meminfo("HugePages_Rsvd")), flush=True)
+        kib("/proc/meminfo", "HugePages_Free") - kib("/proc/meminfo", "HugePages_Rsvd")),
+        flush=True)
     pids = []
     for k in range(n):
         pid = os.fork()
