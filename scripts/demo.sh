@@ -71,5 +71,10 @@ echo
 echo "== $python with LD_PRELOAD=$lib"
 LD_PRELOAD="$lib" PYHUGE_STATS=1 "$python" scripts/demo_workload.py
 echo
+# The A/A arm first: stock against stock, 5 runs each, shows how far this
+# machine's noise moves the same figures; the A/B after it is read beside it.
+echo "== this machine's noise: tools/pyhuge.py ab --aa, stock against stock (5 interleaved runs each)"
+/usr/bin/python3 tools/pyhuge.py ab -n 5 --aa --lib "$lib" -- "$python" scripts/demo_workload.py
+echo
 echo "== the same, measured from outside: tools/pyhuge.py ab (5 interleaved runs each)"
 /usr/bin/python3 tools/pyhuge.py ab -n 5 --lib "$lib" -- "$python" scripts/demo_workload.py
